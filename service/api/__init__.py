@@ -1,0 +1,1 @@
+"""The HTTP gateway: FastAPI app factory, routes, dependencies, error mapping."""

@@ -1,0 +1,36 @@
+"""Dependencies as Annotated aliases. Clients are created in the app's lifespan, never at import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.config import Settings
+from service.inference import TritonModel
+from service.queue.streams import JobQueue
+from service.queue.waiter import ResultWaiter
+
+
+@dataclass
+class Services:
+    settings: Settings
+    queue: JobQueue
+    waiter: ResultWaiter
+    model: TritonModel
+    inflight: int = field(default=0)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -1,0 +1,61 @@
+"""Gateway side of a job: validate the upload, enqueue it, wait for its result with a deadline."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.concurrency import run_in_threadpool
+
+from service import imaging, metrics
+from service.api.deps import Services
+from service.errors import DeadlineExceeded, Overloaded, PayloadTooLarge, error_from_code
+from service.queue.jobs import EnhanceOptions, Job, JobResult, new_job_id, now_ms
+
+
+async def validate_upload(data: bytes, services: Services) -> imaging.ImageInfo:
+    s = services.settings
+    if len(data) > s.max_upload_bytes:
+        raise PayloadTooLarge(f"the image is {len(data)} bytes; the limit is {s.max_upload_bytes}")
+    return await run_in_threadpool(
+        imaging.inspect, data, max_pixels=s.max_image_pixels, max_side_px=s.max_image_side_px
+    )
+
+
+async def enhance(
+    data: bytes, options: EnhanceOptions, services: Services, started: float
+) -> JobResult:
+    """Run one upload through the queue and return its successful result, or raise its error."""
+    s = services.settings
+    if services.inflight >= s.max_inflight_requests:
+        raise Overloaded("too many requests in flight", retry_after_s=s.retry_after_s)
+    services.inflight += 1
+    metrics.INFLIGHT.inc()
+    try:
+        info = await validate_upload(data, services)
+        deadline_s = started + s.request_deadline_s
+        job = Job(
+            id=new_job_id(),
+            reply_to=services.waiter.channel,
+            options=options,
+            width=info.width,
+            height=info.height,
+            enqueued_at_ms=now_ms(),
+            deadline_at_ms=now_ms() + int((deadline_s - time.perf_counter()) * 1000),
+        )
+        future = services.waiter.register(job.id)
+        try:
+            await services.queue.enqueue(job, data)
+        except BaseException:
+            services.waiter.forget(job.id)
+            raise
+        arrived = await services.waiter.wait(job.id, future, deadline_s - time.perf_counter())
+        result = await services.queue.get_result(job.id) if arrived else None
+    finally:
+        services.inflight -= 1
+        metrics.INFLIGHT.dec()
+    if result is None:
+        raise DeadlineExceeded(f"no result within {s.request_deadline_s:g} s")
+    metrics.QUEUE_WAIT.observe(result.queue_ms / 1000)
+    if result.status != "done":
+        raise error_from_code(result.error_code or "job_failed", result.error_detail or "failed")
+    return result

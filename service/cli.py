@@ -1,0 +1,136 @@
+"""`sllen`: run the whole local stack, or one component, or enhance a photo from the shell."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from service.config import Settings, get_settings
+
+
+def _logging(settings: Settings) -> None:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
+    from service.local.supervisor import Supervisor
+
+    return asyncio.run(Supervisor(settings).run())
+
+
+def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "service.api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.gateway_processes,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        timeout_graceful_shutdown=int(settings.request_deadline_s),
+    )
+    return 0
+
+
+async def _run_worker(settings: Settings) -> None:
+    from prometheus_client import start_http_server
+
+    from service.inference import TritonModel
+    from service.queue.streams import open_queue
+    from service.worker import Worker, default_worker_name
+
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
+    async with open_queue(settings) as queue:
+        model = TritonModel(settings)
+        worker = Worker(settings, queue, model, settings.worker_name or default_worker_name())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, worker.stop)
+        try:
+            await worker.run()
+        finally:
+            await model.close()
+
+
+def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
+    asyncio.run(_run_worker(settings))
+    return 0
+
+
+def cmd_triton(settings: Settings, _: argparse.Namespace) -> int:
+    from service.local.triton_server import build_launch
+
+    launch = build_launch(
+        model_repository=settings.model_repository,
+        state_dir=settings.state_dir,
+        grpc_port=settings.triton_grpc_port,
+        http_port=settings.triton_http_port,
+        metrics_port=settings.triton_metrics_port,
+    )
+    os.execve(launch.argv[0], launch.argv, launch.env)
+
+
+def cmd_enhance(settings: Settings, args: argparse.Namespace) -> int:
+    import base64
+    import json
+
+    import httpx
+
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    params = {"mask": "true" if args.mask else "false", "format": args.format}
+    data = Path(args.photo).read_bytes()
+    with httpx.Client(timeout=settings.request_deadline_s + 5) as client:
+        reply = client.post(f"{url}/v1/enhance", params=params, files={"image": (args.photo, data)})
+    if reply.status_code != 200:
+        print(f"error {reply.status_code}: {reply.text}", file=sys.stderr)
+        return 1
+    if args.mask:
+        body = json.loads(reply.content)
+        Path(args.output).write_bytes(base64.b64decode(body["image"]["data"]))
+        Path(args.mask).write_bytes(base64.b64decode(body["mask"]["data"]))
+    else:
+        Path(args.output).write_bytes(reply.content)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sllen", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="start Redis, Triton, workers and the gateway locally")
+    sub.add_parser("gateway", help="the HTTP gateway (uvicorn)")
+    sub.add_parser("worker", help="a batching worker")
+    sub.add_parser("triton", help="a local tritonserver on model_repository/")
+    enhance = sub.add_parser("enhance", help="enhance one photo through a running service")
+    enhance.add_argument("photo")
+    enhance.add_argument("-o", "--output", required=True)
+    enhance.add_argument("--mask", help="also write the segmentation mask PNG here")
+    enhance.add_argument("--format", default="png", choices=["png", "jpeg", "webp"])
+    enhance.add_argument("--url", help="service base URL (default: the configured host and port)")
+    args = parser.parse_args(argv)
+    settings = get_settings()
+    _logging(settings)
+    commands = {
+        "run": cmd_run,
+        "gateway": cmd_gateway,
+        "worker": cmd_worker,
+        "triton": cmd_triton,
+        "enhance": cmd_enhance,
+    }
+    return commands[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

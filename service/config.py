@@ -1,0 +1,99 @@
+"""The one typed settings object. Nothing else in the service reads the environment.
+
+Every limit, timeout and TTL is a named setting with its unit in the name. Values come from
+``SLLEN_*`` environment variables (or a ``.env`` file); an invalid value stops start-up.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLLEN_", env_file=".env", extra="ignore")
+
+    # --- gateway
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    gateway_processes: int = Field(1, ge=1, le=64)
+    request_deadline_s: float = Field(30.0, gt=0, le=600)
+    max_inflight_requests: int = Field(64, ge=1)
+    retry_after_s: int = Field(2, ge=1, le=3600)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # --- upload limits (enforced before any full decode)
+    max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(4096 * 4096, ge=1)
+    max_image_side_px: int = Field(4096, ge=32, le=65535)
+
+    # --- Redis
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_password: SecretStr | None = None
+    redis_socket_timeout_s: float = Field(5.0, gt=0)
+    key_prefix: str = "sllen"
+    upload_ttl_s: int = Field(300, ge=1)
+    result_ttl_s: int = Field(600, ge=1)
+    max_queue_length: int = Field(1000, ge=1)
+
+    # --- Triton
+    triton_grpc_url: str = "127.0.0.1:8001"
+    triton_model: str = "sllen"
+    triton_model_version: str = ""
+    triton_timeout_s: float = Field(60.0, gt=0)
+
+    # --- worker
+    worker_name: str = ""
+    worker_concurrency: int = Field(2, ge=1, le=64)
+    batch_max_size: int = Field(4, ge=1, le=64)
+    batch_wait_ms: int = Field(5, ge=0, le=10_000)
+    read_block_ms: int = Field(1000, ge=1)
+    claim_idle_ms: int = Field(30_000, ge=100)
+    claim_interval_s: float = Field(5.0, gt=0)
+    max_attempts: int = Field(3, ge=1, le=100)
+    retry_backoff_s: float = Field(0.5, gt=0)
+    retry_backoff_max_s: float = Field(8.0, gt=0)
+    worker_heartbeat_ttl_s: int = Field(15, ge=1)
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    model_min_side_px: int = Field(32, ge=1)
+
+    # --- encoding
+    png_compress_level: int = Field(1, ge=0, le=9)
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    webp_quality: int = Field(85, ge=1, le=100)
+
+    # --- local stack (`sllen run`): ports and where state and logs go
+    workers: int = Field(1, ge=1, le=32)
+    redis_port: int = Field(6379, ge=1, le=65535)
+    triton_grpc_port: int = Field(8001, ge=1, le=65535)
+    triton_http_port: int = Field(8011, ge=1, le=65535)
+    triton_metrics_port: int = Field(8002, ge=1, le=65535)
+    model_repository: Path = PROJECT_ROOT / "model_repository"
+    state_dir: Path = PROJECT_ROOT / ".run"
+    start_local_redis: bool = True
+    start_local_triton: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.max_image_side_px**2 < 32 * 32:
+            raise ValueError("max_image_side_px is too small for the model")
+        if self.retry_backoff_max_s < self.retry_backoff_s:
+            raise ValueError("retry_backoff_max_s must be >= retry_backoff_s")
+        if self.redis_password is not None and self.redis_password.get_secret_value() in {
+            "changethis",
+            "changeme",
+        }:
+            raise ValueError("SLLEN_REDIS_PASSWORD is a placeholder; set a real secret")
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,165 @@
+"""Image bytes in, arrays out, and back: sniffing, header checks, decoding and encoding.
+
+Every limit is enforced here. The gateway only sniffs and reads headers (cheap, no pixel decode);
+workers decode and encode. These functions are synchronous and CPU-bound: async callers run them
+in a thread or process pool.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from service.errors import PayloadTooLarge, UndecodableImage, UnsupportedMediaType
+
+# We enforce our own pixel limit from the header before decoding; Pillow's global bomb check
+# would otherwise raise its own exception type (or only warn) with a different threshold.
+Image.MAX_IMAGE_PIXELS = None
+
+InputFormat = Literal["JPEG", "PNG", "WEBP", "BMP"]
+OutputFormat = Literal["png", "jpeg", "webp"]
+
+CONTENT_TYPES: dict[str, str] = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+}
+
+_ORIENTATION_TAG = 0x0112
+_SWAPS_AXES = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What the header says, after EXIF orientation: the size the client will get back."""
+
+    format: InputFormat
+    width: int
+    height: int
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+
+def sniff_format(data: bytes) -> InputFormat:
+    """Identify the type from magic bytes alone; the filename and declared type are not trusted."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data.startswith(b"BM") and len(data) >= 26:
+        return "BMP"
+    raise UnsupportedMediaType("not a JPEG, PNG, WebP or BMP image")
+
+
+def inspect(data: bytes, *, max_pixels: int, max_side_px: int) -> ImageInfo:
+    """Read type and dimensions from the header and enforce the limits, without decoding pixels."""
+    fmt = sniff_format(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+                width, height = im.size
+                orientation = _orientation(im)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UndecodableImage(f"the {fmt} header does not parse") from exc
+    if width < 1 or height < 1:
+        raise UndecodableImage("image has no pixels")
+    if max(width, height) > max_side_px:
+        raise PayloadTooLarge(
+            f"image is {width}x{height}; the longest side may be {max_side_px} px"
+        )
+    if width * height > max_pixels:
+        raise PayloadTooLarge(f"image has {width * height} pixels; the limit is {max_pixels}")
+    if orientation in _SWAPS_AXES:
+        width, height = height, width
+    return ImageInfo(format=fmt, width=width, height=height)
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # malformed EXIF must not reject an otherwise good photo
+        return 1
+    return value if isinstance(value, int) else 1
+
+
+def decode_rgb(data: bytes) -> np.ndarray:
+    """Decode to upright 8-bit RGB, uint8 [H, W, 3]. Alpha is dropped; 16-bit is scaled down."""
+    fmt = sniff_format(data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+                im.load()
+                upright = ImageOps.exif_transpose(im) or im
+                return _to_rgb_array(upright)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise UndecodableImage(f"the {fmt} data does not decode: {exc}") from exc
+
+
+def _to_rgb_array(im: Image.Image) -> np.ndarray:
+    if im.mode in {"I;16", "I;16B", "I;16L", "I"}:
+        wide = np.asarray(im).astype(np.uint32)
+        gray = (wide * 255 + 32767) // 65535 if wide.max(initial=0) > 255 else wide
+        return np.repeat(gray.astype(np.uint8)[..., None], 3, axis=2)
+    if im.mode == "F":
+        gray = np.clip(np.asarray(im), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if im.mode != "RGB":
+        im = (
+            im.convert("RGBA").convert("RGB")
+            if "A" in im.getbands() or im.mode == "P"
+            else im.convert("RGB")
+        )
+    return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
+
+
+def pad_to_min_side(image: np.ndarray, min_side_px: int) -> np.ndarray:
+    """Replicate edges so both sides reach the model's minimum; crop the outputs back after."""
+    h, w = image.shape[:2]
+    pad_h, pad_w = max(0, min_side_px - h), max(0, min_side_px - w)
+    if not pad_h and not pad_w:
+        return image
+    widths = [(0, pad_h), (0, pad_w)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, widths, mode="edge")
+
+
+def encode_image(
+    rgb: np.ndarray,
+    fmt: OutputFormat,
+    *,
+    quality: int | None,
+    png_compress_level: int,
+    jpeg_quality: int,
+    webp_quality: int,
+) -> bytes:
+    """Encode uint8 [H, W, 3] RGB. ``quality`` (1-100) overrides the default for JPEG and WebP."""
+    im = Image.fromarray(rgb)
+    buf = io.BytesIO()
+    if fmt == "png":
+        im.save(buf, format="PNG", compress_level=png_compress_level)
+    elif fmt == "jpeg":
+        im.save(buf, format="JPEG", quality=quality or jpeg_quality, optimize=False)
+    else:
+        im.save(buf, format="WEBP", quality=quality or webp_quality, method=2)
+    return buf.getvalue()
+
+
+def encode_mask(mask: np.ndarray, *, png_compress_level: int) -> bytes:
+    """An 8-bit grayscale PNG whose pixel values are class ids."""
+    buf = io.BytesIO()
+    Image.fromarray(mask).save(buf, format="PNG", compress_level=png_compress_level)
+    return buf.getvalue()

@@ -1,0 +1,1 @@
+"""Starting the stack's dependencies on one machine (`sllen run`, the integration tests)."""

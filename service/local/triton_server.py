@@ -1,0 +1,85 @@
+"""A real tritonserver without Docker: the binary and python backend that ``nvidia-pytriton`` ships.
+
+The wheel keeps one python-backend stub per Python version; Triton wants the stub beside
+``libtriton_python.so`` in a backend directory, so we assemble one under the state directory. The
+stub finds its interpreter through PATH (it ignores PYTHONPATH), so the running venv's bin goes first.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class TritonNotInstalled(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class TritonLaunch:
+    argv: list[str]
+    env: dict[str, str]
+
+
+def _pytriton_root() -> Path:
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise TritonNotInstalled("nvidia-pytriton is not installed (pip install '.[triton]')")
+    return Path(next(iter(spec.submodule_search_locations))) / "tritonserver"
+
+
+def prepare_backends(state_dir: Path) -> Path:
+    """Build ``<state_dir>/triton/backends/python`` with the stub for this Python."""
+    root = _pytriton_root()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.exists():
+        raise TritonNotInstalled(f"pytriton ships no python-backend stub for Python {version}")
+    backends = state_dir / "triton" / "backends"
+    target = backends / "python"
+    target.mkdir(parents=True, exist_ok=True)
+    for item in (root / "backends" / "python").iterdir():
+        if item.is_file():
+            shutil.copy2(item, target / item.name)
+    shutil.copy2(stub, target / stub.name)
+    return backends
+
+
+def build_launch(
+    *,
+    model_repository: Path,
+    state_dir: Path,
+    grpc_port: int,
+    http_port: int,
+    metrics_port: int,
+    log_verbose: int = 0,
+) -> TritonLaunch:
+    root = _pytriton_root()
+    backends = prepare_backends(state_dir)
+    libs = root.parent.parent / "nvidia_pytriton.libs"
+    env = dict(os.environ)
+    lib_path = [str(libs), sysconfig.get_config_var("LIBDIR") or ""]
+    if env.get("LD_LIBRARY_PATH"):
+        lib_path.append(env["LD_LIBRARY_PATH"])
+    env["LD_LIBRARY_PATH"] = ":".join(p for p in lib_path if p)
+    env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    argv = [
+        str(root / "bin" / "tritonserver"),
+        f"--model-repository={model_repository}",
+        f"--backend-directory={backends}",
+        f"--grpc-port={grpc_port}",
+        f"--http-port={http_port}",
+        f"--metrics-port={metrics_port}",
+        "--allow-http=true",
+        "--allow-metrics=true",
+        "--allow-gpu-metrics=false",
+        "--strict-readiness=true",
+        "--exit-on-error=true",
+        f"--log-verbose={log_verbose}",
+    ]
+    return TritonLaunch(argv=argv, env=env)

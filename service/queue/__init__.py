@@ -1,0 +1,1 @@
+"""Redis Streams job queue: key names, the job and result schemas, and the operations on them."""

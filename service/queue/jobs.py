@@ -1,0 +1,80 @@
+"""The job that travels through the stream and the result that comes back.
+
+Jobs are JSON (small, readable in redis-cli); results are msgpack because they carry image bytes.
+Never pickle: a worker must not execute what it reads from Redis.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Literal
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.imaging import OutputFormat
+
+
+def new_job_id() -> str:
+    """128 random bits, URL-safe: job ids double as capabilities, so they must be unguessable."""
+    return secrets.token_urlsafe(16)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class EnhanceOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mask: bool = False
+    format: OutputFormat = "png"
+    quality: int | None = Field(None, ge=1, le=100)
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    reply_to: str
+    options: EnhanceOptions
+    width: int
+    height: int
+    enqueued_at_ms: int
+    deadline_at_ms: int
+
+    def expired(self, at_ms: int | None = None) -> bool:
+        return (at_ms if at_ms is not None else now_ms()) >= self.deadline_at_ms
+
+
+class JobResult(BaseModel):
+    """Exactly one of these is written per job id (SET NX): the first answer wins."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    status: Literal["done", "failed"]
+    error_code: str | None = None
+    error_detail: str | None = None
+    image: bytes | None = None
+    image_content_type: str | None = None
+    mask: bytes | None = None
+    width: int = 0
+    height: int = 0
+    model_name: str = ""
+    model_version: str = ""
+    queue_ms: float = 0.0
+    inference_ms: float = 0.0
+    worker: str = ""
+
+    def pack(self) -> bytes:
+        return msgpack.packb(self.model_dump(), use_bin_type=True)
+
+    @classmethod
+    def unpack(cls, data: bytes) -> JobResult:
+        return cls.model_validate(msgpack.unpackb(data, raw=False))
+
+    @classmethod
+    def failure(cls, job_id: str, code: str, detail: str, worker: str = "") -> JobResult:
+        return cls(id=job_id, status="failed", error_code=code, error_detail=detail, worker=worker)

@@ -1,0 +1,32 @@
+"""Every Redis key, stream, group and channel name, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "workers"
+JOB_FIELD = b"job"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str
+
+    @property
+    def stream(self) -> str:
+        return f"{self.prefix}:jobs"
+
+    def upload(self, job_id: str) -> str:
+        return f"{self.prefix}:upload:{job_id}"
+
+    def result(self, job_id: str) -> str:
+        return f"{self.prefix}:result:{job_id}"
+
+    def attempts(self, job_id: str) -> str:
+        return f"{self.prefix}:attempts:{job_id}"
+
+    def notify_channel(self, gateway_id: str) -> str:
+        return f"{self.prefix}:notify:{gateway_id}"
+
+    def worker_alive(self, worker: str) -> str:
+        return f"{self.prefix}:worker:{worker}"

@@ -1,0 +1,178 @@
+"""Operations on the job stream: enqueue, read, reclaim, finish. Redis errors become ours here.
+
+One Redis Stream holds the jobs, read by the consumer group ``workers``. Upload bytes live under
+their own key with a TTL, so a stream entry stays small. A job leaves the stream only when its
+result is written: the result write, the ack and the wake-up of the waiting gateway go in one
+MULTI, so a worker that dies half-way leaves the job pending for another worker to reclaim.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from pydantic import ValidationError
+from redis.exceptions import RedisError, ResponseError
+
+from service.config import Settings
+from service.errors import Overloaded, QueueUnavailable
+from service.queue.jobs import Job, JobResult
+from service.queue.keys import GROUP, JOB_FIELD, Keys
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def connect(settings: Settings) -> aioredis.Redis:
+    """A pooled client. Bytes in, bytes out: uploads and results are binary."""
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        password=password,
+        socket_timeout=settings.redis_socket_timeout_s,
+        socket_connect_timeout=settings.redis_socket_timeout_s,
+        health_check_interval=30,
+        decode_responses=False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A stream entry; ``job`` is None when the entry could not be parsed (it is dropped)."""
+
+    entry_id: bytes
+    job: Job | None
+
+
+async def _guard(op: Awaitable[T], what: str) -> T:
+    try:
+        return await op
+    except RedisError as exc:
+        raise QueueUnavailable(f"Redis failed during {what}: {type(exc).__name__}") from exc
+
+
+class JobQueue:
+    def __init__(self, redis: aioredis.Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.keys = Keys(settings.key_prefix)
+
+    # --- gateway side
+    async def ensure_group(self) -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise QueueUnavailable(f"cannot create consumer group: {exc}") from exc
+        except RedisError as exc:
+            raise QueueUnavailable(
+                f"Redis failed creating the group: {type(exc).__name__}"
+            ) from exc
+
+    async def depth(self) -> int:
+        return int(await _guard(self.redis.xlen(self.keys.stream), "XLEN"))
+
+    async def enqueue(self, job: Job, upload: bytes) -> None:
+        if await self.depth() >= self.settings.max_queue_length:
+            raise Overloaded("the job queue is full", retry_after_s=self.settings.retry_after_s)
+        ttl_s = self.settings.upload_ttl_s
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.upload(job.id), upload, ex=ttl_s)
+            pipe.xadd(self.keys.stream, {JOB_FIELD: job.model_dump_json().encode()})
+            await _guard(pipe.execute(), "enqueue")
+
+    async def get_result(self, job_id: str) -> JobResult | None:
+        raw = await _guard(self.redis.get(self.keys.result(job_id)), "GET result")
+        return JobResult.unpack(raw) if raw is not None else None
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except RedisError:
+            return False
+
+    # --- worker side
+    async def read(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
+        reply = await _guard(
+            self.redis.xreadgroup(
+                GROUP, consumer, {self.keys.stream: ">"}, count=count, block=block_ms
+            ),
+            "XREADGROUP",
+        )
+        return [self._parse(eid, fields) for _, entries in reply or [] for eid, fields in entries]
+
+    async def reclaim(self, consumer: str, count: int) -> list[Entry]:
+        """Take over jobs that a dead (or stuck) worker left pending past the idle timeout."""
+        reply = await _guard(
+            self.redis.xautoclaim(
+                self.keys.stream, GROUP, consumer, self.settings.claim_idle_ms, "0-0", count=count
+            ),
+            "XAUTOCLAIM",
+        )
+        entries = reply[1] if reply else []
+        return [self._parse(eid, fields) for eid, fields in entries if fields]
+
+    async def touch(self, consumer: str, entry_ids: list[bytes]) -> None:
+        """Reset the idle time of jobs still being worked on, so nobody reclaims them."""
+        if entry_ids:
+            await _guard(
+                self.redis.xclaim(self.keys.stream, GROUP, consumer, 0, entry_ids, justid=True),
+                "XCLAIM",
+            )
+
+    async def load_upload(self, job_id: str) -> bytes | None:
+        data = await _guard(self.redis.get(self.keys.upload(job_id)), "GET upload")
+        return bytes(data) if data is not None else None
+
+    async def count_attempt(self, job_id: str) -> int:
+        key = self.keys.attempts(job_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, self.settings.upload_ttl_s + self.settings.result_ttl_s)
+            n, _ = await _guard(pipe.execute(), "INCR attempts")
+        return int(n)
+
+    async def finish(
+        self, entry_id: bytes, job_id: str, reply_to: str | None, result: JobResult
+    ) -> bool:
+        """Write the result (first writer wins), ack, and wake the waiter, all or nothing."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(
+                self.keys.result(job_id), result.pack(), ex=self.settings.result_ttl_s, nx=True
+            )
+            pipe.delete(self.keys.upload(job_id), self.keys.attempts(job_id))
+            pipe.xack(self.keys.stream, GROUP, entry_id)
+            pipe.xdel(self.keys.stream, entry_id)
+            if reply_to:
+                pipe.publish(reply_to, job_id.encode())
+            replies = await _guard(pipe.execute(), "finish")
+        return bool(replies[0])
+
+    async def drop(self, entry_id: bytes) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.keys.stream, GROUP, entry_id)
+            pipe.xdel(self.keys.stream, entry_id)
+            await _guard(pipe.execute(), "drop")
+
+    async def heartbeat(self, worker: str, ttl_s: int) -> None:
+        await _guard(self.redis.set(self.keys.worker_alive(worker), b"1", ex=ttl_s), "heartbeat")
+
+    def _parse(self, entry_id: bytes, fields: dict[bytes, Any]) -> Entry:
+        try:
+            return Entry(entry_id, Job.model_validate_json(fields[JOB_FIELD]))
+        except (KeyError, ValidationError) as exc:
+            log.error("dropping malformed stream entry %s: %s", entry_id, exc)
+            return Entry(entry_id, None)
+
+
+@asynccontextmanager
+async def open_queue(settings: Settings) -> AsyncIterator[JobQueue]:
+    client = connect(settings)
+    try:
+        yield JobQueue(client, settings)
+    finally:
+        await client.aclose()

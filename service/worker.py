@@ -1,0 +1,334 @@
+"""The batching worker: queue -> decode -> batch by shape -> Triton -> encode -> result -> ack.
+
+Several consume loops run per process so decoding and encoding of one batch overlap with
+inference of another. Transient Triton failures are retried with backoff until the job's deadline;
+permanent ones fail the job at once; attempts per job (crashes included) are capped, so a poison
+job ends as failed instead of circling forever. On SIGTERM the worker stops reading, finishes
+what it holds and exits; what it cannot finish stays pending for another worker to reclaim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from service import imaging, metrics
+from service.batching import backoff_s, group_by_shape
+from service.config import Settings
+from service.errors import (
+    DeadlineExceeded,
+    InputError,
+    JobFailed,
+    ModelUnavailable,
+    ServiceError,
+    UnavailableError,
+)
+from service.inference import Prediction, TritonModel
+from service.queue.jobs import Job, JobResult, now_ms
+from service.queue.streams import Entry, JobQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Work:
+    """One job in flight inside the worker."""
+
+    entry_id: bytes
+    job: Job
+    started_ms: int
+    image: np.ndarray | None = None  # decoded, padded to the model's minimum side
+    height: int = 0
+    width: int = 0
+
+
+def default_worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    def __init__(self, settings: Settings, queue: JobQueue, model: TritonModel, name: str) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.model = model
+        self.name = name
+        self._stop = asyncio.Event()
+        self._inflight: set[bytes] = set()
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(2, settings.worker_concurrency), thread_name_prefix="codec"
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        await self._wait_for_redis()
+        log.info(
+            "worker %s consuming (concurrency %d, batch <= %d)",
+            self.name,
+            self.settings.worker_concurrency,
+            self.settings.batch_max_size,
+        )
+        loops = [self._consume_loop(i) for i in range(self.settings.worker_concurrency)]
+        tasks = [asyncio.create_task(c) for c in loops]
+        side = [
+            asyncio.create_task(self._reclaim_loop()),
+            asyncio.create_task(self._keepalive_loop()),
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            self._pool.shutdown(wait=True)
+            log.info("worker %s stopped", self.name)
+
+    async def _wait_for_redis(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                await self.queue.ensure_group()
+                return
+            except UnavailableError as exc:
+                delay = backoff_s(attempt, 0.2, 5.0)
+                log.warning("waiting for Redis (%s); retry in %.1fs", exc.detail, delay)
+                attempt += 1
+                await self._sleep(delay)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+
+    # --- loops
+    async def _consume_loop(self, index: int) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                entries = await self._read_batch()
+                attempt = 0
+            except UnavailableError as exc:
+                delay = backoff_s(attempt, 0.2, 5.0)
+                log.warning(
+                    "loop %d: queue unavailable (%s); retry in %.1fs", index, exc.detail, delay
+                )
+                attempt += 1
+                await self._sleep(delay)
+                continue
+            if entries:
+                await self.process(entries)
+
+    async def _read_batch(self) -> list[Entry]:
+        size = self.settings.batch_max_size
+        entries = await self.queue.read(self.name, size, self.settings.read_block_ms)
+        if entries and len(entries) < size and self.settings.batch_wait_ms > 0:
+            # A short second read lets near-simultaneous uploads share one Triton call.
+            entries += await self.queue.read(
+                self.name, size - len(entries), self.settings.batch_wait_ms
+            )
+        return entries
+
+    async def _reclaim_loop(self) -> None:
+        while not self._stop.is_set():
+            await self._sleep(self.settings.claim_interval_s)
+            if self._stop.is_set():
+                return
+            try:
+                entries = await self.queue.reclaim(self.name, self.settings.batch_max_size)
+            except UnavailableError:
+                continue
+            entries = [e for e in entries if e.entry_id not in self._inflight]
+            if entries:
+                metrics.RECLAIMED.inc(len(entries))
+                log.info("reclaimed %d stale job(s)", len(entries))
+                await self.process(entries)
+
+    async def _keepalive_loop(self) -> None:
+        """Prove this worker is alive, and keep the jobs it holds from being reclaimed."""
+        interval_s = min(
+            self.settings.claim_idle_ms / 3000, self.settings.worker_heartbeat_ttl_s / 3
+        )
+        while not self._stop.is_set():
+            with contextlib.suppress(UnavailableError):
+                await self.queue.heartbeat(self.name, self.settings.worker_heartbeat_ttl_s)
+                await self.queue.touch(self.name, list(self._inflight))
+            await asyncio.sleep(interval_s)
+
+    # --- one batch of entries
+    async def process(self, entries: list[Entry]) -> None:
+        self._inflight.update(e.entry_id for e in entries)
+        try:
+            works = await self._admit(entries)
+            works = await self._decode_all(works)
+            batches = group_by_shape(
+                works,
+                lambda w: w.image.shape if w.image is not None else None,
+                self.settings.batch_max_size,
+            )
+            await asyncio.gather(*(self._run_batch(batch) for batch in batches))
+        finally:
+            self._inflight.difference_update(e.entry_id for e in entries)
+
+    async def _admit(self, entries: list[Entry]) -> list[Work]:
+        works: list[Work] = []
+        for entry in entries:
+            if entry.job is None:
+                await self.queue.drop(entry.entry_id)
+                continue
+            job, started = entry.job, now_ms()
+            attempts = await self.queue.count_attempt(job.id)
+            if attempts > self.settings.max_attempts:
+                await self._fail(
+                    entry.entry_id, job, JobFailed(f"gave up after {attempts - 1} attempts")
+                )
+            elif job.expired(started):
+                await self._fail(entry.entry_id, job, _expired())
+            else:
+                works.append(Work(entry.entry_id, job, started))
+        return works
+
+    async def _decode_all(self, works: list[Work]) -> list[Work]:
+        decoded = await asyncio.gather(*(self._decode(w) for w in works))
+        return [w for w, ok in zip(works, decoded, strict=True) if ok]
+
+    async def _decode(self, work: Work) -> bool:
+        data = await self.queue.load_upload(work.job.id)
+        if data is None:
+            await self._fail(
+                work.entry_id, work.job, JobFailed("the upload expired before processing")
+            )
+            return False
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            rgb = await loop.run_in_executor(self._pool, imaging.decode_rgb, data)
+        except InputError as exc:
+            await self._fail(work.entry_id, work.job, exc)
+            return False
+        metrics.CODEC.labels("decode").observe(time.perf_counter() - started)
+        work.height, work.width = rgb.shape[:2]
+        work.image = imaging.pad_to_min_side(rgb, self.settings.model_min_side_px)
+        return True
+
+    async def _run_batch(self, batch: list[Work]) -> None:
+        images = np.stack([w.image for w in batch if w.image is not None])
+        try:
+            prediction = await self._infer_with_retry(batch, images)
+        except JobFailed as exc:
+            if len(batch) > 1:  # find the culprit: run each image alone
+                await asyncio.gather(*(self._run_batch([w]) for w in batch))
+                return
+            await self._fail(batch[0].entry_id, batch[0].job, exc)
+            return
+        except _GiveBack:
+            return  # stopping or out of time: left pending (or failed as expired) already
+        metrics.BATCH_SIZE.observe(len(batch))
+        metrics.INFERENCE.observe(prediction.inference_ms / 1000)
+        await asyncio.gather(*(self._complete(w, prediction, i) for i, w in enumerate(batch)))
+
+    async def _infer_with_retry(self, batch: list[Work], images: np.ndarray) -> Prediction:
+        attempt = 0
+        while True:
+            try:
+                return await self.model.infer(images)
+            except ModelUnavailable as exc:
+                delay = backoff_s(
+                    attempt, self.settings.retry_backoff_s, self.settings.retry_backoff_max_s
+                )
+                attempt += 1
+                metrics.RETRIES.inc()
+                deadline = min(w.job.deadline_at_ms for w in batch)
+                if self._stop.is_set():
+                    raise _GiveBack from exc
+                if now_ms() + delay * 1000 >= deadline:
+                    for w in batch:
+                        await self._fail(
+                            w.entry_id, w.job, _expired(f"model unavailable: {exc.detail}")
+                        )
+                    raise _GiveBack from exc
+                log.warning(
+                    "Triton unavailable (%s); retry %d in %.1fs", exc.detail, attempt, delay
+                )
+                await self._sleep(delay)
+
+    async def _complete(self, work: Work, prediction: Prediction, index: int) -> None:
+        h, w = work.height, work.width
+        enhanced = prediction.enhanced[index, :h, :w]
+        mask = prediction.mask[index, :h, :w] if work.job.options.mask else None
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        image_bytes, mask_bytes = await loop.run_in_executor(
+            self._pool, self._encode, work.job, enhanced, mask
+        )
+        metrics.CODEC.labels("encode").observe(time.perf_counter() - started)
+        result = JobResult(
+            id=work.job.id,
+            status="done",
+            image=image_bytes,
+            image_content_type=imaging.CONTENT_TYPES[work.job.options.format],
+            mask=mask_bytes,
+            width=w,
+            height=h,
+            model_name=self.model.name,
+            model_version=prediction.model_version,
+            queue_ms=float(work.started_ms - work.job.enqueued_at_ms),
+            inference_ms=prediction.inference_ms,
+            worker=self.name,
+        )
+        await self._finish(work.entry_id, work.job, result)
+
+    def _encode(
+        self, job: Job, enhanced: np.ndarray, mask: np.ndarray | None
+    ) -> tuple[bytes, bytes | None]:
+        s = self.settings
+        image = imaging.encode_image(
+            np.ascontiguousarray(enhanced),
+            job.options.format,
+            quality=job.options.quality,
+            png_compress_level=s.png_compress_level,
+            jpeg_quality=s.jpeg_quality,
+            webp_quality=s.webp_quality,
+        )
+        mask_png = None
+        if mask is not None:
+            mask_png = imaging.encode_mask(
+                np.ascontiguousarray(mask), png_compress_level=s.png_compress_level
+            )
+        return image, mask_png
+
+    async def _fail(self, entry_id: bytes, job: Job, exc: ServiceError) -> None:
+        await self._finish(
+            entry_id, job, JobResult.failure(job.id, exc.code, exc.detail, self.name)
+        )
+
+    async def _finish(self, entry_id: bytes, job: Job, result: JobResult) -> None:
+        # Shielded: a cancelled worker must not leave a result written but the job unacked.
+        try:
+            first = await asyncio.shield(self.queue.finish(entry_id, job.id, job.reply_to, result))
+        except UnavailableError as exc:
+            log.warning("job %s: could not store result (%s); it stays pending", job.id, exc.detail)
+            return
+        metrics.JOBS.labels(result.status if result.status == "done" else result.error_code).inc()
+        log.info(
+            "job %s %s in %d ms%s",
+            job.id,
+            result.status,
+            now_ms() - job.enqueued_at_ms,
+            "" if first else " (duplicate result ignored)",
+        )
+
+
+class _GiveBack(Exception):
+    """The batch is left to the queue: the worker is stopping, or its jobs were failed as expired."""
+
+
+def _expired(detail: str = "the request deadline passed before the job ran") -> ServiceError:
+    return DeadlineExceeded(detail)
