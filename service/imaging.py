@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from service.errors import PayloadTooLarge, UndecodableImage, UnsupportedMediaType
+
+U8 = npt.NDArray[np.uint8]
 
 # We enforce our own pixel limit from the header before decoding; Pillow's global bomb check
 # would otherwise raise its own exception type (or only warn) with a different threshold.
@@ -96,7 +99,7 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) else 1
 
 
-def decode_rgb(data: bytes) -> np.ndarray:
+def decode_rgb(data: bytes) -> U8:
     """Decode to upright 8-bit RGB, uint8 [H, W, 3]. Alpha is dropped; 16-bit is scaled down."""
     fmt = sniff_format(data)
     try:
@@ -110,11 +113,12 @@ def decode_rgb(data: bytes) -> np.ndarray:
         raise UndecodableImage(f"the {fmt} data does not decode: {exc}") from exc
 
 
-def _to_rgb_array(im: Image.Image) -> np.ndarray:
+def _to_rgb_array(im: Image.Image) -> U8:
     if im.mode in {"I;16", "I;16B", "I;16L", "I"}:
-        wide = np.asarray(im).astype(np.uint32)
-        gray = (wide * 255 + 32767) // 65535 if wide.max(initial=0) > 255 else wide
-        return np.repeat(gray.astype(np.uint8)[..., None], 3, axis=2)
+        # 16-bit samples: scale the full 0..65535 range, however dark the photo is.
+        wide = np.clip(np.asarray(im).astype(np.int64), 0, 65535)
+        gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
     if im.mode == "F":
         gray = np.clip(np.asarray(im), 0, 255).astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
@@ -127,7 +131,7 @@ def _to_rgb_array(im: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(im, dtype=np.uint8))
 
 
-def pad_to_min_side(image: np.ndarray, min_side_px: int) -> np.ndarray:
+def pad_to_min_side(image: U8, min_side_px: int) -> U8:
     """Replicate edges so both sides reach the model's minimum; crop the outputs back after."""
     h, w = image.shape[:2]
     pad_h, pad_w = max(0, min_side_px - h), max(0, min_side_px - w)
@@ -138,7 +142,7 @@ def pad_to_min_side(image: np.ndarray, min_side_px: int) -> np.ndarray:
 
 
 def encode_image(
-    rgb: np.ndarray,
+    rgb: U8,
     fmt: OutputFormat,
     *,
     quality: int | None,
@@ -158,7 +162,7 @@ def encode_image(
     return buf.getvalue()
 
 
-def encode_mask(mask: np.ndarray, *, png_compress_level: int) -> bytes:
+def encode_mask(mask: U8, *, png_compress_level: int) -> bytes:
     """An 8-bit grayscale PNG whose pixel values are class ids."""
     buf = io.BytesIO()
     Image.fromarray(mask).save(buf, format="PNG", compress_level=png_compress_level)

@@ -1,4 +1,4 @@
-"""The Triton client wrapper: uint8 batches in, uint8 batches out, tritonclient errors mapped to ours.
+"""The Triton client wrapper: uint8 batches in and out, tritonclient errors mapped to ours.
 
 The model contract (same for the python/ONNX Runtime model and the TensorRT engine):
 ``image`` uint8 [N, H, W, 3] in; ``enhanced`` uint8 [N, H, W, 3] and ``mask`` uint8 [N, H, W] out.
@@ -11,11 +11,14 @@ from dataclasses import dataclass
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 import tritonclient.grpc.aio as triton
 from tritonclient.utils import InferenceServerException
 
 from service.config import Settings
 from service.errors import JobFailed, ModelUnavailable
+
+U8 = npt.NDArray[np.uint8]
 
 # Photos are megabytes; gRPC's 4 MiB default would reject a batch of full-HD images.
 _CHANNEL_ARGS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
@@ -32,8 +35,8 @@ _TRANSIENT = {
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    enhanced: np.ndarray  # uint8 [N, H, W, 3]
-    mask: np.ndarray  # uint8 [N, H, W]
+    enhanced: U8  # uint8 [N, H, W, 3]
+    mask: U8  # uint8 [N, H, W]
     model_version: str
     inference_ms: float
 
@@ -58,7 +61,7 @@ class TritonModel:
         except (InferenceServerException, grpc.RpcError, OSError):
             return False
 
-    async def infer(self, images: np.ndarray) -> Prediction:
+    async def infer(self, images: U8) -> Prediction:
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
             raise ValueError(f"expected uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
         image_in = triton.InferInput("image", list(images.shape), "UINT8")
@@ -91,7 +94,7 @@ def _translate(exc: InferenceServerException) -> Exception:
     return JobFailed(f"Triton rejected the request: {status}: {exc.message()}")
 
 
-def _check(images: np.ndarray, enhanced: np.ndarray | None, mask: np.ndarray | None) -> None:
+def _check(images: U8, enhanced: U8 | None, mask: U8 | None) -> None:
     """The batch that comes back must be the batch that went in: same N, same H and W."""
     n, h, w, _ = images.shape
     if enhanced is None or mask is None:

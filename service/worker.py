@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from service import imaging, metrics
 from service.batching import backoff_s, group_by_shape
@@ -35,6 +36,8 @@ from service.inference import Prediction, TritonModel
 from service.queue.jobs import Job, JobResult, now_ms
 from service.queue.streams import Entry, JobQueue
 
+U8 = npt.NDArray[np.uint8]
+
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +48,7 @@ class Work:
     entry_id: bytes
     job: Job
     started_ms: int
-    image: np.ndarray | None = None  # decoded, padded to the model's minimum side
+    image: U8 | None = None  # decoded, padded to the model's minimum side
     height: int = 0
     width: int = 0
 
@@ -234,7 +237,7 @@ class Worker:
         metrics.INFERENCE.observe(prediction.inference_ms / 1000)
         await asyncio.gather(*(self._complete(w, prediction, i) for i, w in enumerate(batch)))
 
-    async def _infer_with_retry(self, batch: list[Work], images: np.ndarray) -> Prediction:
+    async def _infer_with_retry(self, batch: list[Work], images: U8) -> Prediction:
         attempt = 0
         while True:
             try:
@@ -285,9 +288,7 @@ class Worker:
         )
         await self._finish(work.entry_id, work.job, result)
 
-    def _encode(
-        self, job: Job, enhanced: np.ndarray, mask: np.ndarray | None
-    ) -> tuple[bytes, bytes | None]:
+    def _encode(self, job: Job, enhanced: U8, mask: U8 | None) -> tuple[bytes, bytes | None]:
         s = self.settings
         image = imaging.encode_image(
             np.ascontiguousarray(enhanced),
@@ -327,7 +328,7 @@ class Worker:
 
 
 class _GiveBack(Exception):
-    """The batch is left to the queue: the worker is stopping, or its jobs were failed as expired."""
+    """The batch goes back to the queue: the worker is stopping, or its jobs expired."""
 
 
 def _expired(detail: str = "the request deadline passed before the job ran") -> ServiceError:

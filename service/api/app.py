@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="sllen-service",
         version=__version__,
-        summary="Makes dark photos readable: low-light enhancement with a semantic segmentation mask.",
+        summary="Makes dark photos readable: low-light enhancement plus a segmentation mask.",
         lifespan=lifespan,
     )
     app.state.settings = settings

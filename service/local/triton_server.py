@@ -2,7 +2,7 @@
 
 The wheel keeps one python-backend stub per Python version; Triton wants the stub beside
 ``libtriton_python.so`` in a backend directory, so we assemble one under the state directory. The
-stub finds its interpreter through PATH (it ignores PYTHONPATH), so the running venv's bin goes first.
+stub finds its interpreter through PATH (it ignores PYTHONPATH): the venv's bin goes first.
 """
 
 from __future__ import annotations

@@ -69,7 +69,8 @@ class JobResult(BaseModel):
     worker: str = ""
 
     def pack(self) -> bytes:
-        return msgpack.packb(self.model_dump(), use_bin_type=True)
+        packed: bytes = msgpack.packb(self.model_dump(), use_bin_type=True)
+        return packed
 
     @classmethod
     def unpack(cls, data: bytes) -> JobResult:

@@ -86,7 +86,7 @@ class JobQueue:
             await _guard(pipe.execute(), "enqueue")
 
     async def get_result(self, job_id: str) -> JobResult | None:
-        raw = await _guard(self.redis.get(self.keys.result(job_id)), "GET result")
+        raw: Any = await _guard(self.redis.get(self.keys.result(job_id)), "GET result")
         return JobResult.unpack(raw) if raw is not None else None
 
     async def ping(self) -> bool:
@@ -97,7 +97,7 @@ class JobQueue:
 
     # --- worker side
     async def read(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
-        reply = await _guard(
+        reply: Any = await _guard(
             self.redis.xreadgroup(
                 GROUP, consumer, {self.keys.stream: ">"}, count=count, block=block_ms
             ),
@@ -107,7 +107,7 @@ class JobQueue:
 
     async def reclaim(self, consumer: str, count: int) -> list[Entry]:
         """Take over jobs that a dead (or stuck) worker left pending past the idle timeout."""
-        reply = await _guard(
+        reply: Any = await _guard(
             self.redis.xautoclaim(
                 self.keys.stream, GROUP, consumer, self.settings.claim_idle_ms, "0-0", count=count
             ),
@@ -116,7 +116,7 @@ class JobQueue:
         entries = reply[1] if reply else []
         return [self._parse(eid, fields) for eid, fields in entries if fields]
 
-    async def touch(self, consumer: str, entry_ids: list[bytes]) -> None:
+    async def touch(self, consumer: str, entry_ids: list[Any]) -> None:
         """Reset the idle time of jobs still being worked on, so nobody reclaims them."""
         if entry_ids:
             await _guard(
@@ -125,7 +125,7 @@ class JobQueue:
             )
 
     async def load_upload(self, job_id: str) -> bytes | None:
-        data = await _guard(self.redis.get(self.keys.upload(job_id)), "GET upload")
+        data: Any = await _guard(self.redis.get(self.keys.upload(job_id)), "GET upload")
         return bytes(data) if data is not None else None
 
     async def count_attempt(self, job_id: str) -> int:

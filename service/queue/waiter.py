@@ -1,4 +1,4 @@
-"""Gateway side of result delivery: one pub/sub subscription per gateway process, one future per job.
+"""Gateway side of result delivery: one pub/sub subscription per process, one future per job.
 
 Workers publish the job id on the gateway's channel after the result is stored. A message can be
 lost while the subscription reconnects, so after every (re)subscribe and at the deadline the waiter
@@ -93,4 +93,4 @@ class ResultWaiter:
                 backoff_s = min(backoff_s * 2, 5.0)
             finally:
                 with contextlib.suppress(RedisError, RuntimeError):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -42,5 +42,5 @@ async def metrics_endpoint(services: ServicesDep) -> Response:
     registry = REGISTRY
     if services.settings.gateway_processes > 1:  # each uvicorn process writes its own files
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

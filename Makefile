@@ -1,0 +1,57 @@
+# sllen-service: `make run` starts everything locally, `make test` runs the whole suite.
+# Both bootstrap a venv on a fresh machine; nothing else needs installing by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Serving needs Triton + ONNX Runtime + Redis; tests also need the model stack (CPU torch).
+SERVE_EXTRAS := local
+TEST_EXTRAS := local,dev,model
+
+.PHONY: help install install-test run test test-unit test-integration lint format clean
+help:
+	@echo "make run        start Redis, Triton, worker(s) and the gateway on 127.0.0.1:$${SLLEN_PORT:-8000}"
+	@echo "make test       install and run the whole test suite (real Redis and Triton)"
+	@echo "make lint       ruff + mypy --strict on the service"
+	@echo "make train / export / eval   the model (see mk/model.mk)"
+
+$(VENV)/.serve: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(SERVE_EXTRAS)]'
+	@touch $@
+
+$(VENV)/.test: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[$(TEST_EXTRAS)]'
+	@touch $@ $(VENV)/.serve
+
+install: $(VENV)/.serve
+install-test: $(VENV)/.test
+
+run: install
+	exec $(PY) -m service.cli run
+
+test: install-test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install-test
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install-test
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+lint: install-test
+	$(PY) -m ruff check service sllen tests
+	$(PY) -m ruff format --check service sllen tests
+	$(PY) -m mypy
+
+format: install-test
+	$(PY) -m ruff format service sllen tests
+	$(PY) -m ruff check --fix service sllen tests
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
+
+-include mk/model.mk

@@ -1,0 +1,125 @@
+"""Shared fixtures. Integration tests start their own real Redis and Triton on free ports."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from service.config import PROJECT_ROOT, Settings
+from service.local import redis_server, triton_server
+
+LOG_DIR = PROJECT_ROOT / ".run" / "test-logs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout_s}s")
+
+
+class Proc:
+    """A child process with its output in a log file, stopped politely, then firmly."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.log_path = LOG_DIR / f"{name}-{os.getpid()}-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        if self.alive():
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+
+    def kill(self) -> None:
+        self.popen.kill()
+        self.popen.wait()
+
+    def tail(self, n: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    argv = redis_server.build_argv(
+        port=port, data_dir=tmp_path_factory.mktemp("redis"), persist=False
+    )
+    proc = Proc("redis", argv)
+    import redis
+
+    client = redis.Redis(port=port)
+    wait_until(lambda: bool(client.ping()), 10, "redis")
+    client.close()
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def triton_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+    launch = triton_server.build_launch(
+        model_repository=PROJECT_ROOT / "model_repository",
+        state_dir=tmp_path_factory.mktemp("triton"),
+        grpc_port=grpc_port,
+        http_port=http_port,
+        metrics_port=metrics_port,
+    )
+    proc = Proc("triton", launch.argv, launch.env)
+    ready = f"http://127.0.0.1:{http_port}/v2/models/sllen/ready"
+    try:
+        wait_until(lambda: httpx.get(ready, timeout=1).status_code == 200, 60, "triton")
+    except TimeoutError:
+        proc.stop()
+        raise RuntimeError(f"Triton did not start:\n{proc.tail()}") from None
+    yield f"127.0.0.1:{grpc_port}"
+    proc.stop()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build these same settings."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        env[f"SLLEN_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_component(name: str, command: str, settings: Settings) -> Proc:
+    return Proc(name, [sys.executable, "-m", "service.cli", command], settings_env(settings))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)

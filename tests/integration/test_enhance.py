@@ -1,0 +1,134 @@
+"""A photo through the real stack: gateway -> Redis -> worker -> Triton -> back."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.labels import CLASSES
+from tests.images import dark_scene, decode, encode
+from tests.integration.conftest import Stack
+
+pytestmark = pytest.mark.integration
+
+
+def _luma(rgb: np.ndarray) -> float:
+    return float((rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).mean())
+
+
+def test_dark_photo_comes_back_brighter_at_the_same_size(stack: Stack) -> None:
+    dark = dark_scene(400, 600, peak=50)
+    response = stack.client.post("/enhance", files={"image": ("dark.png", encode(dark, "PNG"))})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    out = decode(response.content)
+    assert out.shape == (400, 600, 3)
+    assert _luma(out) > _luma(dark) + 20
+
+
+def test_mask_response_carries_everything_a_client_needs(stack: Stack) -> None:
+    data = encode(dark_scene(90, 130, seed=3), "JPEG", quality=92)
+    response = stack.client.post(
+        "/v1/enhance",
+        params={"mask": "true", "format": "jpeg", "quality": 80},
+        files={"image": ("x.jpg", data)},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["width"], body["height"]) == (130, 90)
+    assert body["image"]["content_type"] == "image/jpeg"
+    assert decode(base64.b64decode(body["image"]["data"])).shape == (90, 130, 3)
+    with Image.open(io.BytesIO(base64.b64decode(body["mask"]["data"]))) as mask_im:
+        assert mask_im.format == "PNG" and mask_im.mode == "L" and mask_im.size == (130, 90)
+        mask = np.asarray(mask_im)
+    assert mask.max() <= 10
+    assert [c["id"] for c in body["classes"]] == [c.id for c in CLASSES]
+    assert body["model"]["name"] == "sllen" and body["model"]["version"] == "1"
+    timing = body["timing_ms"]
+    assert 0 <= timing["queue"] <= timing["total"] and 0 < timing["inference"] <= timing["total"]
+
+
+@pytest.mark.parametrize(("fmt", "content_type"), [("jpeg", "image/jpeg"), ("webp", "image/webp")])
+def test_output_format_as_form_field(stack: Stack, fmt: str, content_type: str) -> None:
+    data = encode(dark_scene(64, 48), "WEBP")
+    response = stack.client.post(
+        "/enhance", data={"format": fmt, "quality": "70"}, files={"image": ("x", data)}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == content_type
+    assert decode(response.content).shape == (64, 48, 3)
+
+
+def test_exif_rotated_jpeg_comes_back_upright(stack: Stack) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    data = encode(dark_scene(40, 100), "JPEG", exif=exif.tobytes())
+    response = stack.client.post("/enhance", files={"image": ("r.jpg", data)})
+    assert response.status_code == 200
+    assert decode(response.content).shape == (100, 40, 3)
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (8, 300), (33, 47)])
+def test_small_and_odd_sizes_are_enhanced(stack: Stack, h: int, w: int) -> None:
+    response = stack.client.post(
+        "/enhance", files={"image": ("s.bmp", encode(dark_scene(h, w), "BMP"))}
+    )
+    assert response.status_code == 200, response.text
+    assert decode(response.content).shape[:2] == (h, w)
+
+
+def test_truncated_image_is_400_from_the_worker(stack: Stack) -> None:
+    data = encode(dark_scene(300, 300), "PNG")[:900]
+    response = stack.client.post("/enhance", files={"image": ("t.png", data)})
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "undecodable_image"
+
+
+def test_concurrent_requests_all_answered_correctly(stack: Stack) -> None:
+    sizes = [
+        (120, 160),
+        (120, 160),
+        (80, 60),
+        (120, 160),
+        (80, 60),
+        (200, 100),
+        (120, 160),
+        (80, 60),
+    ]
+
+    def send(i: int) -> tuple[int, tuple[int, ...], tuple[int, int]]:
+        h, w = sizes[i]
+        r = stack.client.post(
+            "/enhance", files={"image": ("c.png", encode(dark_scene(h, w, seed=i), "PNG"))}
+        )
+        return r.status_code, decode(r.content).shape if r.status_code == 200 else (), (h, w)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, range(len(sizes))))
+    for status, shape, (h, w) in results:
+        assert status == 200 and shape == (h, w, 3)
+
+
+def test_health_readiness_metrics_and_docs(stack: Stack) -> None:
+    assert stack.client.get("/healthz").json()["status"] == "ok"
+    ready = stack.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"redis": True, "triton": True}
+    stack.client.post("/enhance", files={"image": ("m.png", encode(dark_scene(32, 32), "PNG"))})
+    text = stack.client.get("/metrics").text
+    assert 'sllen_http_requests_total{method="POST",route="/enhance",status="200"}' in text
+    assert stack.client.get("/docs").status_code == 200
+    assert "/v1/enhance" in stack.client.get("/openapi.json").json()["paths"]
+
+
+def test_request_id_round_trip(stack: Stack) -> None:
+    r = stack.client.post(
+        "/enhance",
+        headers={"X-Request-ID": "client-req-7"},
+        files={"image": ("m.png", encode(dark_scene(32, 32), "PNG"))},
+    )
+    assert r.headers["x-request-id"] == "client-req-7"

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from service.api.problems import status_for
+from service.config import Settings
+from service.errors import (
+    DeadlineExceeded,
+    InvalidOptions,
+    JobFailed,
+    ModelUnavailable,
+    Overloaded,
+    PayloadTooLarge,
+    QueueUnavailable,
+    UndecodableImage,
+    UnsupportedMediaType,
+    error_from_code,
+)
+from service.queue.jobs import JobResult
+
+
+def test_settings_read_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLLEN_PORT", "9123")
+    monkeypatch.setenv("SLLEN_BATCH_MAX_SIZE", "6")
+    s = Settings()
+    assert (s.port, s.batch_max_size) == (9123, 6)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"port": 0},
+        {"batch_max_size": 0},
+        {"redis_password": "changethis"},
+        {"png_compress_level": 10},
+    ],
+)
+def test_invalid_settings_refuse_to_start(bad: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("exc", "status"),
+    [
+        (UnsupportedMediaType("x"), 415),
+        (UndecodableImage("x"), 400),
+        (PayloadTooLarge("x"), 413),
+        (InvalidOptions("x"), 422),
+        (QueueUnavailable("x"), 503),
+        (ModelUnavailable("x"), 503),
+        (Overloaded("x"), 503),
+        (DeadlineExceeded("x"), 504),
+        (JobFailed("x"), 500),
+    ],
+)
+def test_each_error_has_one_status(exc: Exception, status: int) -> None:
+    assert status_for(exc)[0] == status  # type: ignore[arg-type]
+
+
+def test_worker_error_codes_round_trip_to_the_same_exception() -> None:
+    for cls in (UndecodableImage, PayloadTooLarge, DeadlineExceeded, JobFailed):
+        rebuilt = error_from_code(cls.code, "why")
+        assert type(rebuilt) is cls and rebuilt.detail == "why"
+    assert type(error_from_code("no-such-code", "?")) is JobFailed
+
+
+def test_result_packs_binary_without_pickle() -> None:
+    result = JobResult(
+        id="j", status="done", image=b"\x00\xff" * 10, mask=b"\x01", width=3, height=2
+    )
+    assert JobResult.unpack(result.pack()) == result
