@@ -71,3 +71,11 @@ def test_result_packs_binary_without_pickle() -> None:
         id="j", status="done", image=b"\x00\xff" * 10, mask=b"\x01", width=3, height=2
     )
     assert JobResult.unpack(result.pack()) == result
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from service.config import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    missing = [name for name in Settings.model_fields if f"`SLLEN_{name.upper()}`" not in readme]
+    assert not missing
