@@ -45,4 +45,15 @@ CODEC = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
 )
 RETRIES = Counter("sllen_inference_retries_total", "Transient Triton failures retried")
+QUEUE_DEPTH = Gauge(
+    "sllen_queue_depth", "Jobs in the stream (waiting or being worked on)", multiprocess_mode="max"
+)
+QUEUE_PENDING = Gauge(
+    "sllen_queue_pending", "Jobs delivered to a worker but not yet acknowledged",
+    multiprocess_mode="max",
+)
+QUEUE_OLDEST_AGE = Gauge(
+    "sllen_queue_oldest_age_seconds", "Age of the oldest unfinished job (queue lag)",
+    multiprocess_mode="max",
+)
 RECLAIMED = Counter("sllen_jobs_reclaimed_total", "Jobs taken over from a dead or stuck worker")

@@ -163,6 +163,10 @@ class Worker:
             with contextlib.suppress(UnavailableError):
                 await self.queue.heartbeat(self.name, self.settings.worker_heartbeat_ttl_s)
                 await self.queue.touch(self.name, list(self._inflight))
+                stats = await self.queue.stats()
+                metrics.QUEUE_DEPTH.set(stats.depth)
+                metrics.QUEUE_PENDING.set(stats.pending)
+                metrics.QUEUE_OLDEST_AGE.set(stats.oldest_age_s)
             await asyncio.sleep(interval_s)
 
     # --- one batch of entries

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from service.config import Settings
 from service.errors import Overloaded, QueueUnavailable
-from service.queue.jobs import Job, JobResult
+from service.queue.jobs import Job, JobResult, now_ms
 from service.queue.keys import GROUP, JOB_FIELD, Keys
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,13 @@ class Entry:
 
     entry_id: bytes
     job: Job | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    depth: int
+    pending: int
+    oldest_age_s: float
 
 
 async def _guard(op: Awaitable[T], what: str) -> T:
@@ -157,6 +164,19 @@ class JobQueue:
             pipe.xack(self.keys.stream, GROUP, entry_id)
             pipe.xdel(self.keys.stream, entry_id)
             await _guard(pipe.execute(), "drop")
+
+    async def stats(self) -> QueueStats:
+        """Depth, pending count and the age of the oldest unfinished job (entries leave on ack)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xlen(self.keys.stream)
+            pipe.xpending(self.keys.stream, GROUP)
+            pipe.xrange(self.keys.stream, count=1)
+            depth, pending, first = await _guard(pipe.execute(), "queue stats")
+        oldest_age_s = 0.0
+        if first:
+            first_ms = int(first[0][0].split(b"-")[0])
+            oldest_age_s = max(0.0, (now_ms() - first_ms) / 1000)
+        return QueueStats(int(depth), int(pending["pending"]), oldest_age_s)
 
     async def heartbeat(self, worker: str, ttl_s: int) -> None:
         await _guard(self.redis.set(self.keys.worker_alive(worker), b"1", ex=ttl_s), "heartbeat")

@@ -127,3 +127,14 @@ async def test_waiter_finds_a_result_whose_notification_was_lost(queue: JobQueue
 async def test_attempts_are_counted_per_job(queue: JobQueue) -> None:
     job_id = new_job_id()
     assert [await queue.count_attempt(job_id) for _ in range(3)] == [1, 2, 3]
+
+
+async def test_stats_report_depth_pending_and_lag(queue: JobQueue) -> None:
+    empty = await queue.stats()
+    assert (empty.depth, empty.pending, empty.oldest_age_s) == (0, 0, 0.0)
+    await queue.enqueue(_job(), b"x")
+    await queue.enqueue(_job(), b"x")
+    await queue.read("c1", 1, 100)
+    await asyncio.sleep(0.05)
+    stats = await queue.stats()
+    assert (stats.depth, stats.pending) == (2, 1) and 0.04 < stats.oldest_age_s < 5

@@ -1,0 +1,88 @@
+"""Every configured variant: shapes, finiteness, gradients, and the deploy contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sllen.deploy import DeployWrapper
+from sllen.losses import charbonnier, semantic_kl, ssim
+from sllen.model import IGNORE_INDEX, NUM_CLASSES, VARIANTS, NetConfig, build, up
+
+from .conftest import ALL_CONFIGS
+
+NAMES = sorted(ALL_CONFIGS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_shapes_and_finite(name: str) -> None:
+    net = build(ALL_CONFIGS[name]).eval()
+    s = net.stride
+    x = torch.rand(2, 3, 3 * s, 5 * s)  # [B, 3, H, W], H != W, odd multiples of the stride
+    with torch.no_grad():
+        feats = net.encode(x)
+        seg = net.segment(feats)
+        y = net.enhance(x, feats, seg)
+    assert y.shape == x.shape
+    assert seg.logits.shape == (2, NUM_CLASSES, 3 * s // 4, 5 * s // 4)
+    assert seg.ief.shape[-2:] == (3 * s // 8, 5 * s // 8)
+    assert torch.isfinite(y).all() and torch.isfinite(seg.logits).all()
+    if ALL_CONFIGS[name].output_mode == "curve":
+        assert y.min() >= 0.0 and y.max() <= 1.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_parameter_gets_a_gradient(name: str) -> None:
+    net = build(ALL_CONFIGS[name]).train()
+    s = net.stride
+    x = torch.rand(2, 3, 2 * s, 3 * s) * 0.2
+    target = torch.rand_like(x)
+    labels = torch.randint(0, NUM_CLASSES + 1, (2, 2 * s, 3 * s))  # includes void (11)
+    y, logits = net(x)
+    seg = F.cross_entropy(up(logits, 4), labels, ignore_index=IGNORE_INDEX)
+    enh = charbonnier(y, target) + (1 - ssim(y.clamp(0, 1), target))
+    sem = semantic_kl(net.segment(net.encode(y)).logits, logits)
+    (seg + enh + 0.1 * sem).backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("size", [(33, 47), (32, 32), (50, 17 + 32)])
+def test_deploy_contract(name: str, size: tuple[int, int]) -> None:
+    wrapper = DeployWrapper(build(ALL_CONFIGS[name])).eval()
+    image = torch.randint(0, 256, (2, *size, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        enhanced, mask = wrapper(image)
+    assert enhanced.dtype == torch.uint8 and enhanced.shape == image.shape
+    assert mask.dtype == torch.uint8 and mask.shape == image.shape[:3]
+    assert int(mask.max()) <= NUM_CLASSES - 1
+
+
+def test_batch_items_are_independent() -> None:
+    wrapper = DeployWrapper(build(ALL_CONFIGS["tiny"])).eval()
+    images = torch.randint(0, 256, (3, 40, 56, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        batch_e, batch_m = wrapper(images)
+        one_e, one_m = wrapper(images[1:2])
+    assert (batch_e[1:2].int() - one_e.int()).abs().max() <= 1
+    assert (batch_m[1:2] == one_m).float().mean() > 0.99
+
+
+def test_variant_configs_round_trip() -> None:
+    for cfg in VARIANTS.values():
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.__dict__.items()}
+        assert NetConfig.from_dict(d) == cfg
+
+
+def test_default_variant_is_cpu_sized() -> None:
+    params = sum(p.numel() for p in build(VARIANTS["small"]).parameters())
+    assert params < 2_000_000
+
+
+def test_bad_constructor_args() -> None:
+    with pytest.raises(ValueError):
+        build(NetConfig(output_mode="residual"))
+    with pytest.raises(ValueError):
+        build(NetConfig(curve_iters=8, curve_maps=3))
