@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=1, le=65535)
     gateway_processes: int = Field(1, ge=1, le=64)
     request_deadline_s: float = Field(30.0, gt=0, le=600)
+    job_deadline_s: float = Field(600.0, gt=0, le=86_400)
     max_inflight_requests: int = Field(64, ge=1)
     retry_after_s: int = Field(2, ge=1, le=3600)
     cors_origins: list[str] = Field(default_factory=list)

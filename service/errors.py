@@ -7,6 +7,7 @@
     |   +-- PayloadTooLarge         over the byte, pixel or side limit             (413)
     |   +-- InvalidOptions          bad option values                              (422)
     +-- NotFound                    unknown or expired job                         (404)
+    +-- JobNotDone                  the job's result is not there yet              (409)
     +-- UnavailableError            a dependency is down or we are full: retry later (503)
     |   +-- QueueUnavailable        Redis does not answer
     |   +-- ModelUnavailable        Triton does not answer or the model is not ready
@@ -53,6 +54,10 @@ class NotFound(ServiceError):
     code = "not_found"
 
 
+class JobNotDone(ServiceError):
+    code = "job_not_done"
+
+
 class UnavailableError(ServiceError):
     code = "unavailable"
 
@@ -91,6 +96,7 @@ _BY_CODE: dict[str, type[ServiceError]] = {
         PayloadTooLarge,
         InvalidOptions,
         NotFound,
+        JobNotDone,
         UnavailableError,
         QueueUnavailable,
         ModelUnavailable,

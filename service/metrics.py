@@ -49,11 +49,13 @@ QUEUE_DEPTH = Gauge(
     "sllen_queue_depth", "Jobs in the stream (waiting or being worked on)", multiprocess_mode="max"
 )
 QUEUE_PENDING = Gauge(
-    "sllen_queue_pending", "Jobs delivered to a worker but not yet acknowledged",
+    "sllen_queue_pending",
+    "Jobs delivered to a worker but not yet acknowledged",
     multiprocess_mode="max",
 )
 QUEUE_OLDEST_AGE = Gauge(
-    "sllen_queue_oldest_age_seconds", "Age of the oldest unfinished job (queue lag)",
+    "sllen_queue_oldest_age_seconds",
+    "Age of the oldest unfinished job (queue lag)",
     multiprocess_mode="max",
 )
 RECLAIMED = Counter("sllen_jobs_reclaimed_total", "Jobs taken over from a dead or stuck worker")

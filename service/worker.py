@@ -199,6 +199,7 @@ class Worker:
             elif job.expired(started):
                 await self._fail(entry.entry_id, job, _expired())
             else:
+                await self.queue.mark_running(job.id)
                 works.append(Work(entry.entry_id, job, started))
         return works
 

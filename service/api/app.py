@@ -13,7 +13,7 @@ from service import __version__
 from service.api import problems
 from service.api.deps import Services
 from service.api.middleware import BodySizeLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
-from service.api.routes import enhance, health
+from service.api.routes import enhance, health, jobs
 from service.config import Settings, get_settings
 from service.errors import UnavailableError
 from service.inference import TritonModel
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     problems.install(app)
     app.include_router(enhance.router)
+    app.include_router(jobs.router)
     app.include_router(health.router)
     # Outermost last: request ids wrap everything, so even a refused body gets one.
     app.add_middleware(MetricsMiddleware)

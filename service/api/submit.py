@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from service import imaging, metrics
 from service.api.deps import Services
 from service.errors import DeadlineExceeded, Overloaded, PayloadTooLarge, error_from_code
-from service.queue.jobs import EnhanceOptions, Job, JobResult, new_job_id, now_ms
+from service.queue.jobs import EnhanceOptions, Job, JobRecord, JobResult, new_job_id, now_ms
 
 
 async def validate_upload(data: bytes, services: Services) -> imaging.ImageInfo:
@@ -59,3 +59,24 @@ async def enhance(
     if result.status != "done":
         raise error_from_code(result.error_code or "job_failed", result.error_detail or "failed")
     return result
+
+
+async def submit_job(data: bytes, options: EnhanceOptions, services: Services) -> JobRecord:
+    """Queue an async job; the client polls GET /v1/jobs/{id} for it."""
+    s = services.settings
+    info = await validate_upload(data, services)
+    created = now_ms()
+    job = Job(
+        id=new_job_id(),
+        reply_to="",
+        options=options,
+        width=info.width,
+        height=info.height,
+        enqueued_at_ms=created,
+        deadline_at_ms=created + int(s.job_deadline_s * 1000),
+    )
+    record = JobRecord(
+        id=job.id, options=options, width=info.width, height=info.height, created_at_ms=created
+    )
+    await services.queue.enqueue(job, data, record)
+    return record

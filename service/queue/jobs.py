@@ -48,6 +48,19 @@ class Job(BaseModel):
         return (at_ms if at_ms is not None else now_ms()) >= self.deadline_at_ms
 
 
+class JobRecord(BaseModel):
+    """What the gateway keeps about an async job until its result expires."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    options: EnhanceOptions
+    width: int
+    height: int
+    created_at_ms: int
+    owner: str | None = None
+
+
 class JobResult(BaseModel):
     """Exactly one of these is written per job id (SET NX): the first answer wins."""
 

@@ -22,6 +22,14 @@ class Keys:
     def result(self, job_id: str) -> str:
         return f"{self.prefix}:result:{job_id}"
 
+    def record(self, job_id: str) -> str:
+        """An async job's record (options, size, owner): what GET /v1/jobs/{id} reads."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def state(self, job_id: str) -> str:
+        """``queued`` or ``running`` until the result exists."""
+        return f"{self.prefix}:state:{job_id}"
+
     def attempts(self, job_id: str) -> str:
         return f"{self.prefix}:attempts:{job_id}"
 

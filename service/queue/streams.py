@@ -20,7 +20,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from service.config import Settings
 from service.errors import Overloaded, QueueUnavailable
-from service.queue.jobs import Job, JobResult, now_ms
+from service.queue.jobs import Job, JobRecord, JobResult, now_ms
 from service.queue.keys import GROUP, JOB_FIELD, Keys
 
 log = logging.getLogger(__name__)
@@ -83,14 +83,33 @@ class JobQueue:
     async def depth(self) -> int:
         return int(await _guard(self.redis.xlen(self.keys.stream), "XLEN"))
 
-    async def enqueue(self, job: Job, upload: bytes) -> None:
+    async def enqueue(self, job: Job, upload: bytes, record: JobRecord | None = None) -> None:
+        """Queue a job; with a ``record`` it is an async job that clients can look up."""
         if await self.depth() >= self.settings.max_queue_length:
             raise Overloaded("the job queue is full", retry_after_s=self.settings.retry_after_s)
         ttl_s = self.settings.upload_ttl_s
         async with self.redis.pipeline(transaction=True) as pipe:
+            if record is not None:
+                record_ttl_ms = max(job.deadline_at_ms - now_ms(), 1) + ttl_s * 1000
+                pipe.set(self.keys.record(job.id), record.model_dump_json(), px=record_ttl_ms)
+                pipe.set(self.keys.state(job.id), b"queued", px=record_ttl_ms)
             pipe.set(self.keys.upload(job.id), upload, ex=ttl_s)
             pipe.xadd(self.keys.stream, {JOB_FIELD: job.model_dump_json().encode()})
             await _guard(pipe.execute(), "enqueue")
+
+    async def get_record(self, job_id: str) -> JobRecord | None:
+        raw: Any = await _guard(self.redis.get(self.keys.record(job_id)), "GET record")
+        return JobRecord.model_validate_json(raw) if raw is not None else None
+
+    async def get_state(self, job_id: str) -> str | None:
+        raw: Any = await _guard(self.redis.get(self.keys.state(job_id)), "GET state")
+        return bytes(raw).decode() if raw is not None else None
+
+    async def mark_running(self, job_id: str) -> None:
+        # XX: only async jobs have a state key; KEEPTTL: the record's lifetime is unchanged.
+        await _guard(
+            self.redis.set(self.keys.state(job_id), b"running", xx=True, keepttl=True), "SET state"
+        )
 
     async def get_result(self, job_id: str) -> JobResult | None:
         raw: Any = await _guard(self.redis.get(self.keys.result(job_id)), "GET result")
@@ -151,7 +170,10 @@ class JobQueue:
             pipe.set(
                 self.keys.result(job_id), result.pack(), ex=self.settings.result_ttl_s, nx=True
             )
-            pipe.delete(self.keys.upload(job_id), self.keys.attempts(job_id))
+            pipe.delete(
+                self.keys.upload(job_id), self.keys.attempts(job_id), self.keys.state(job_id)
+            )
+            pipe.expire(self.keys.record(job_id), self.settings.result_ttl_s)
             pipe.xack(self.keys.stream, GROUP, entry_id)
             pipe.xdel(self.keys.stream, entry_id)
             if reply_to:
