@@ -79,6 +79,7 @@ def cmd_triton(settings: Settings, _: argparse.Namespace) -> int:
         grpc_port=settings.triton_grpc_port,
         http_port=settings.triton_http_port,
         metrics_port=settings.triton_metrics_port,
+        models=(settings.triton_model,),
     )
     os.execve(launch.argv[0], launch.argv, launch.env)
 

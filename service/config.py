@@ -6,6 +6,7 @@ Every limit, timeout and TTL is a named setting with its unit in the name. Value
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -14,6 +15,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class Settings(BaseSettings):
@@ -29,6 +31,10 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(2, ge=1, le=3600)
     cors_origins: list[str] = Field(default_factory=list)
 
+    # --- access: API keys are optional; only their SHA-256 hex digests are configured
+    api_key_hashes: list[str] = Field(default_factory=list)
+    rate_limit_per_minute: int = Field(0, ge=0)
+
     # --- upload limits (enforced before any full decode)
     max_upload_bytes: int = Field(25 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(4096 * 4096, ge=1)
@@ -38,6 +44,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_password: SecretStr | None = None
     redis_socket_timeout_s: float = Field(5.0, gt=0)
+    redis_ssl_ca_certs: Path | None = None
     key_prefix: str = "sllen"
     upload_ttl_s: int = Field(300, ge=1)
     result_ttl_s: int = Field(600, ge=1)
@@ -85,6 +92,9 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.max_image_side_px**2 < 32 * 32:
             raise ValueError("max_image_side_px is too small for the model")
+        bad = [h for h in self.api_key_hashes if not _SHA256_HEX.fullmatch(h)]
+        if bad:
+            raise ValueError("SLLEN_API_KEY_HASHES must hold SHA-256 hex digests, not keys")
         if self.retry_backoff_max_s < self.retry_backoff_s:
             raise ValueError("retry_backoff_max_s must be >= retry_backoff_s")
         if self.redis_password is not None and self.redis_password.get_secret_value() in {

@@ -6,7 +6,9 @@
     |   +-- UndecodableImage        looks like an image but does not decode        (400)
     |   +-- PayloadTooLarge         over the byte, pixel or side limit             (413)
     |   +-- InvalidOptions          bad option values                              (422)
-    +-- NotFound                    unknown or expired job                         (404)
+    +-- Unauthorized                missing or unknown API key                     (401)
+    +-- RateLimited                 the key's request rate is over its limit       (429)
+    +-- NotFound                    unknown or expired job (or another key's)      (404)
     +-- JobNotDone                  the job's result is not there yet              (409)
     +-- UnavailableError            a dependency is down or we are full: retry later (503)
     |   +-- QueueUnavailable        Redis does not answer
@@ -48,6 +50,18 @@ class PayloadTooLarge(InputError):
 
 class InvalidOptions(InputError):
     code = "invalid_options"
+
+
+class Unauthorized(ServiceError):
+    code = "unauthorized"
+
+
+class RateLimited(ServiceError):
+    code = "rate_limited"
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
 
 
 class NotFound(ServiceError):
@@ -95,6 +109,7 @@ _BY_CODE: dict[str, type[ServiceError]] = {
         UndecodableImage,
         PayloadTooLarge,
         InvalidOptions,
+        Unauthorized,
         NotFound,
         JobNotDone,
         UnavailableError,

@@ -18,7 +18,9 @@ from service.errors import (
     JobNotDone,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     ServiceError,
+    Unauthorized,
     UnavailableError,
     UndecodableImage,
     UnsupportedMediaType,
@@ -33,6 +35,8 @@ _STATUS: list[tuple[type[ServiceError], int, str]] = [
     (UndecodableImage, 400, "Image does not decode"),
     (PayloadTooLarge, 413, "Payload too large"),
     (InvalidOptions, 422, "Invalid options"),
+    (Unauthorized, 401, "Unauthorized"),
+    (RateLimited, 429, "Too many requests"),
     (NotFound, 404, "Not found"),
     (JobNotDone, 409, "Job not done"),
     (UnavailableError, 503, "Service unavailable"),
@@ -76,8 +80,10 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
     status, title = status_for(exc)
     headers = {}
-    if isinstance(exc, UnavailableError):
+    if isinstance(exc, UnavailableError | RateLimited):
         headers["Retry-After"] = str(exc.retry_after_s or request.app.state.settings.retry_after_s)
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="sllen"'
     if status >= 500:
         log.warning(
             "%s %s -> %d %s: %s", request.method, request.url.path, status, exc.code, exc.detail

@@ -61,7 +61,9 @@ async def enhance(
     return result
 
 
-async def submit_job(data: bytes, options: EnhanceOptions, services: Services) -> JobRecord:
+async def submit_job(
+    data: bytes, options: EnhanceOptions, services: Services, owner: str | None
+) -> JobRecord:
     """Queue an async job; the client polls GET /v1/jobs/{id} for it."""
     s = services.settings
     info = await validate_upload(data, services)
@@ -76,7 +78,12 @@ async def submit_job(data: bytes, options: EnhanceOptions, services: Services) -
         deadline_at_ms=created + int(s.job_deadline_s * 1000),
     )
     record = JobRecord(
-        id=job.id, options=options, width=info.width, height=info.height, created_at_ms=created
+        id=job.id,
+        options=options,
+        width=info.width,
+        height=info.height,
+        created_at_ms=created,
+        owner=owner,
     )
     await services.queue.enqueue(job, data, record)
     return record

@@ -61,6 +61,7 @@ def plan(settings: Settings) -> list[Child]:
             grpc_port=settings.triton_grpc_port,
             http_port=settings.triton_http_port,
             metrics_port=settings.triton_metrics_port,
+            models=(settings.triton_model,),
         )
         children.append(Child("triton", launch.argv, {**base_env, **launch.env}, stop_order=2))
     for i in range(settings.workers):

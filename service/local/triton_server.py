@@ -57,8 +57,10 @@ def build_launch(
     grpc_port: int,
     http_port: int,
     metrics_port: int,
+    models: tuple[str, ...] = ("sllen",),
     log_verbose: int = 0,
 ) -> TritonLaunch:
+    """The repository also holds GPU-only models (sllen_trt): load only the ones named."""
     root = _pytriton_root()
     backends = prepare_backends(state_dir)
     libs = root.parent.parent / "nvidia_pytriton.libs"
@@ -75,6 +77,8 @@ def build_launch(
         f"--grpc-port={grpc_port}",
         f"--http-port={http_port}",
         f"--metrics-port={metrics_port}",
+        "--model-control-mode=explicit",
+        *(f"--load-model={name}" for name in models),
         "--allow-http=true",
         "--allow-metrics=true",
         "--allow-gpu-metrics=false",

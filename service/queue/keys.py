@@ -33,6 +33,9 @@ class Keys:
     def attempts(self, job_id: str) -> str:
         return f"{self.prefix}:attempts:{job_id}"
 
+    def rate(self, principal: str, window: int) -> str:
+        return f"{self.prefix}:rate:{principal}:{window}"
+
     def notify_channel(self, gateway_id: str) -> str:
         return f"{self.prefix}:notify:{gateway_id}"
 

@@ -30,9 +30,13 @@ T = TypeVar("T")
 def connect(settings: Settings) -> aioredis.Redis:
     """A pooled client. Bytes in, bytes out: uploads and results are binary."""
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    tls: dict[str, Any] = {}
+    if settings.redis_ssl_ca_certs is not None:  # takes effect with a rediss:// URL
+        tls["ssl_ca_certs"] = str(settings.redis_ssl_ca_certs)
     return aioredis.Redis.from_url(
         settings.redis_url,
         password=password,
+        **tls,
         socket_timeout=settings.redis_socket_timeout_s,
         socket_connect_timeout=settings.redis_socket_timeout_s,
         health_check_interval=30,
@@ -199,6 +203,18 @@ class JobQueue:
             first_ms = int(first[0][0].split(b"-")[0])
             oldest_age_s = max(0.0, (now_ms() - first_ms) / 1000)
         return QueueStats(int(depth), int(pending["pending"]), oldest_age_s)
+
+    async def hit_rate_limit(self, principal: str, limit: int, window_s: int = 60) -> int:
+        """Count one request in the principal's fixed window; seconds to wait if over the limit."""
+        window = now_ms() // (window_s * 1000)
+        key = self.keys.rate(principal, window)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_s * 2)
+            count, _ = await _guard(pipe.execute(), "rate limit")
+        if int(count) <= limit:
+            return 0
+        return max(1, int(((window + 1) * window_s * 1000 - now_ms()) / 1000))
 
     async def heartbeat(self, worker: str, ttl_s: int) -> None:
         await _guard(self.redis.set(self.keys.worker_alive(worker), b"1", ex=ttl_s), "heartbeat")

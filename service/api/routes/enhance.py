@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
 from service.api import submit
+from service.api.access import PrincipalDep
 from service.api.deps import ServicesDep
 from service.api.schemas import EnhanceWithMask
 from service.api.uploads import (
@@ -30,7 +31,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": IMAGE_CONTENT,
         "description": "The enhanced image; JSON with the mask when mask=true.",
     },
-    **problem_responses(400, 413, 415, 422, 500, 503, 504),
+    **problem_responses(400, 401, 413, 415, 422, 429, 500, 503, 504),
 }
 
 
@@ -65,7 +66,9 @@ def _render(result: JobResult, options: EnhanceOptions, started: float) -> Respo
 @router.post(
     "/v1/enhance", responses=_RESPONSES, response_class=Response, summary="Enhance a photo (v1)"
 )
-async def enhance(services: ServicesDep, image: ImageFile, options: OptionsDep) -> Response:
+async def enhance(
+    services: ServicesDep, _: PrincipalDep, image: ImageFile, options: OptionsDep
+) -> Response:
     started = time.perf_counter()
     data = await read_upload(image, services.settings.max_upload_bytes)
     result = await submit.enhance(data, options, services, started)

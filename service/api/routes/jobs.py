@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from service.api import submit
+from service.api.access import PrincipalDep
 from service.api.deps import ServicesDep
 from service.api.problems import status_for
 from service.api.schemas import ModelInfo
@@ -67,22 +68,29 @@ class JobStatus(BaseModel):
     "",
     status_code=202,
     response_model=JobAccepted,
-    responses=problem_responses(400, 413, 415, 422, 503),
+    responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
     summary="Queue a photo for enhancement",
 )
 async def create_job(
-    request: Request, services: ServicesDep, image: ImageFile, options: OptionsDep
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    image: ImageFile,
+    options: OptionsDep,
 ) -> JSONResponse:
     data = await read_upload(image, services.settings.max_upload_bytes)
-    record = await submit.submit_job(data, options, services)
+    record = await submit.submit_job(data, options, services, owner=principal)
     url = str(request.url_for("get_job", job_id=record.id).path)
     body = JobAccepted(id=record.id, status_url=url)
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": url})
 
 
-async def _load(services: ServicesDep, job_id: str) -> tuple[JobRecord, JobResult | None]:
+async def _load(
+    services: ServicesDep, principal: str | None, job_id: str
+) -> tuple[JobRecord, JobResult | None]:
     record = await services.queue.get_record(job_id)
-    if record is None:
+    # Another key's job answers exactly like a missing one: ids must not be probeable.
+    if record is None or record.owner != principal:
         raise NotFound("no such job (or its result has expired)")
     return record, await services.queue.get_result(job_id)
 
@@ -108,15 +116,21 @@ def _status(request: Request, record: JobRecord, result: JobResult | None, state
     return JobStatus.model_validate(body)
 
 
-@router.get("/{job_id}", response_model=JobStatus, responses=problem_responses(404, 422, 503))
-async def get_job(request: Request, services: ServicesDep, job_id: str = JobId) -> JobStatus:
-    record, result = await _load(services, job_id)
+@router.get(
+    "/{job_id}", response_model=JobStatus, responses=problem_responses(401, 404, 422, 429, 503)
+)
+async def get_job(
+    request: Request, services: ServicesDep, principal: PrincipalDep, job_id: str = JobId
+) -> JobStatus:
+    record, result = await _load(services, principal, job_id)
     state = "" if result else (await services.queue.get_state(job_id) or "")
     return _status(request, record, result, state)
 
 
-async def _finished(services: ServicesDep, job_id: str) -> tuple[JobRecord, JobResult]:
-    record, result = await _load(services, job_id)
+async def _finished(
+    services: ServicesDep, principal: str | None, job_id: str
+) -> tuple[JobRecord, JobResult]:
+    record, result = await _load(services, principal, job_id)
     if result is None:
         raise JobNotDone("the job has not finished yet; poll its status_url")
     if result.status != "done":
@@ -127,10 +141,12 @@ async def _finished(services: ServicesDep, job_id: str) -> tuple[JobRecord, JobR
 @router.get(
     "/{job_id}/image",
     response_class=Response,
-    responses={200: {"content": IMAGE_CONTENT}, **problem_responses(404, 409, 422, 503)},
+    responses={200: {"content": IMAGE_CONTENT}, **problem_responses(401, 404, 409, 422, 429, 503)},
 )
-async def get_job_image(services: ServicesDep, job_id: str = JobId) -> Response:
-    _, result = await _finished(services, job_id)
+async def get_job_image(
+    services: ServicesDep, principal: PrincipalDep, job_id: str = JobId
+) -> Response:
+    _, result = await _finished(services, principal, job_id)
     return Response(result.image or b"", media_type=result.image_content_type)
 
 
@@ -139,11 +155,13 @@ async def get_job_image(services: ServicesDep, job_id: str = JobId) -> Response:
     response_class=Response,
     responses={
         200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
-        **problem_responses(404, 409, 422, 503),
+        **problem_responses(401, 404, 409, 422, 429, 503),
     },
 )
-async def get_job_mask(services: ServicesDep, job_id: str = JobId) -> Response:
-    record, result = await _finished(services, job_id)
+async def get_job_mask(
+    services: ServicesDep, principal: PrincipalDep, job_id: str = JobId
+) -> Response:
+    record, result = await _finished(services, principal, job_id)
     if not record.options.mask or result.mask is None:
         raise NotFound("this job was created without mask=true")
     return Response(result.mask, media_type="image/png")
