@@ -15,6 +15,7 @@
     |   +-- ModelUnavailable        Triton does not answer or the model is not ready
     |   +-- Overloaded              queue or in-flight bound reached               (503)
     +-- DeadlineExceeded            no result before the request deadline          (504)
+    +-- Cancelled                   the client disconnected before the job ran     (499)
     +-- JobFailed                   the job ran and failed for a reason not the client's (500)
 
 Each carries a stable ``code`` that also travels in failed job results, so a worker's error
@@ -96,6 +97,10 @@ class DeadlineExceeded(ServiceError):
     code = "deadline_exceeded"
 
 
+class Cancelled(ServiceError):
+    code = "cancelled"
+
+
 class JobFailed(ServiceError):
     code = "job_failed"
 
@@ -117,6 +122,7 @@ _BY_CODE: dict[str, type[ServiceError]] = {
         ModelUnavailable,
         Overloaded,
         DeadlineExceeded,
+        Cancelled,
         JobFailed,
     )
 }

@@ -25,6 +25,7 @@ from service import imaging, metrics
 from service.batching import backoff_s, group_by_shape
 from service.config import Settings
 from service.errors import (
+    Cancelled,
     DeadlineExceeded,
     InputError,
     JobFailed,
@@ -191,8 +192,10 @@ class Worker:
                 await self.queue.drop(entry.entry_id)
                 continue
             job, started = entry.job, now_ms()
-            attempts = await self.queue.count_attempt(job.id)
-            if attempts > self.settings.max_attempts:
+            attempts, cancelled = await self.queue.begin_attempt(job.id)
+            if cancelled:
+                await self._fail(entry.entry_id, job, Cancelled("the client went away"))
+            elif attempts > self.settings.max_attempts:
                 await self._fail(
                     entry.entry_id, job, JobFailed(f"gave up after {attempts - 1} attempts")
                 )

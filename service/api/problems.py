@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import metrics
 from service.errors import (
+    Cancelled,
     DeadlineExceeded,
     InvalidOptions,
     JobFailed,
@@ -41,6 +42,8 @@ _STATUS: list[tuple[type[ServiceError], int, str]] = [
     (JobNotDone, 409, "Job not done"),
     (UnavailableError, 503, "Service unavailable"),
     (DeadlineExceeded, 504, "Deadline exceeded"),
+    # nginx's "client closed request": nobody reads it, but logs and metrics should say so
+    (Cancelled, 499, "Client closed request"),
     (JobFailed, 500, "Processing failed"),
 ]
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from service import imaging, metrics
 from service.api.deps import Services
-from service.errors import DeadlineExceeded, Overloaded, PayloadTooLarge, error_from_code
+from service.errors import Cancelled, DeadlineExceeded, Overloaded, PayloadTooLarge, error_from_code
 from service.queue.jobs import EnhanceOptions, Job, JobRecord, JobResult, new_job_id, now_ms
 
 
@@ -21,8 +24,35 @@ async def validate_upload(data: bytes, services: Services) -> imaging.ImageInfo:
     )
 
 
+async def _wait_unless_gone(
+    services: Services,
+    job: Job,
+    future: asyncio.Future[None],
+    deadline_s: float,
+    client_gone: Callable[[], Coroutine[Any, Any, None]],
+) -> bool:
+    """Wait for the result; if the client disconnects first, tell workers not to bother."""
+    waiting = asyncio.create_task(
+        services.waiter.wait(job.id, future, deadline_s - time.perf_counter())
+    )
+    gone = asyncio.create_task(client_gone())
+    try:
+        await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if waiting.done():
+        return waiting.result()
+    waiting.cancel()
+    await services.queue.cancel(job.id, int(deadline_s - time.perf_counter()) + 1)
+    raise Cancelled("the client closed the connection")
+
+
 async def enhance(
-    data: bytes, options: EnhanceOptions, services: Services, started: float
+    data: bytes,
+    options: EnhanceOptions,
+    services: Services,
+    started: float,
+    client_gone: Callable[[], Coroutine[Any, Any, None]],
 ) -> JobResult:
     """Run one upload through the queue and return its successful result, or raise its error."""
     s = services.settings
@@ -48,7 +78,7 @@ async def enhance(
         except BaseException:
             services.waiter.forget(job.id)
             raise
-        arrived = await services.waiter.wait(job.id, future, deadline_s - time.perf_counter())
+        arrived = await _wait_unless_gone(services, job, future, deadline_s, client_gone)
         result = await services.queue.get_result(job.id) if arrived else None
     finally:
         services.inflight -= 1

@@ -30,6 +30,9 @@ class Keys:
         """``queued`` or ``running`` until the result exists."""
         return f"{self.prefix}:state:{job_id}"
 
+    def cancelled(self, job_id: str) -> str:
+        return f"{self.prefix}:cancelled:{job_id}"
+
     def attempts(self, job_id: str) -> str:
         return f"{self.prefix}:attempts:{job_id}"
 

@@ -158,13 +158,19 @@ class JobQueue:
         data: Any = await _guard(self.redis.get(self.keys.upload(job_id)), "GET upload")
         return bytes(data) if data is not None else None
 
-    async def count_attempt(self, job_id: str) -> int:
+    async def begin_attempt(self, job_id: str) -> tuple[int, bool]:
+        """Count a delivery of the job; also say whether its client has given up on it."""
         key = self.keys.attempts(job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, self.settings.upload_ttl_s + self.settings.result_ttl_s)
-            n, _ = await _guard(pipe.execute(), "INCR attempts")
-        return int(n)
+            pipe.exists(self.keys.cancelled(job_id))
+            n, _, cancelled = await _guard(pipe.execute(), "INCR attempts")
+        return int(n), bool(cancelled)
+
+    async def cancel(self, job_id: str, ttl_s: int) -> None:
+        """The client went away: workers that have not started the job skip it."""
+        await _guard(self.redis.set(self.keys.cancelled(job_id), b"1", ex=max(ttl_s, 1)), "cancel")
 
     async def finish(
         self, entry_id: bytes, job_id: str, reply_to: str | None, result: JobResult

@@ -5,6 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import time
 
+import httpx
+import pytest
 import redis
 
 from service.queue.jobs import EnhanceOptions, Job, JobResult, new_job_id, now_ms
@@ -128,3 +130,18 @@ def test_worker_stops_cleanly_on_sigterm(stack_factory: StackFactory) -> None:
     proc.popen.terminate()
     assert proc.popen.wait(timeout=10) == 0
     assert "stopped" in proc.tail()
+
+
+def test_job_whose_client_gave_up_is_not_run(stack_factory: StackFactory) -> None:
+    s = stack_factory(workers=0)
+    keys = Keys(s.settings.key_prefix)
+    r = redis.Redis.from_url(s.settings.redis_url)
+    with pytest.raises(httpx.ReadTimeout), httpx.Client(base_url=s.url, timeout=0.7) as impatient:
+        _post(impatient)
+    wait_until(lambda: len(r.keys(keys.cancelled("*"))) == 1, 5, "cancel mark")
+    job_id = r.keys(keys.cancelled("*"))[0].decode().rsplit(":", 1)[1]
+    s.add_worker()
+    wait_until(lambda: r.exists(keys.result(job_id)) == 1, 20, "cancelled result")
+    result = JobResult.unpack(r.get(keys.result(job_id)))  # type: ignore[arg-type]
+    assert result.error_code == "cancelled" and result.inference_ms == 0
+    r.close()

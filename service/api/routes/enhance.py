@@ -6,7 +6,7 @@ import base64
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from service.api import submit
@@ -67,9 +67,15 @@ def _render(result: JobResult, options: EnhanceOptions, started: float) -> Respo
     "/v1/enhance", responses=_RESPONSES, response_class=Response, summary="Enhance a photo (v1)"
 )
 async def enhance(
-    services: ServicesDep, _: PrincipalDep, image: ImageFile, options: OptionsDep
+    request: Request, services: ServicesDep, _: PrincipalDep, image: ImageFile, options: OptionsDep
 ) -> Response:
     started = time.perf_counter()
     data = await read_upload(image, services.settings.max_upload_bytes)
-    result = await submit.enhance(data, options, services, started)
+
+    async def client_gone() -> None:
+        # The body is consumed: the next ASGI message is the disconnect, if the client leaves.
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    result = await submit.enhance(data, options, services, started, client_gone)
     return _render(result, options, started)
