@@ -11,15 +11,19 @@ from sllen.model import VARIANTS, NetConfig
 
 # Tiny widths keep the ONNX round trips fast; they share every code path with the variants.
 TINY = NetConfig(
-    enc_widths=(8, 8, 16, 16), enc_depths=(1, 1, 1, 1), seg_width=8, hsf_channels=4,
+    enc_widths=(8, 8, 16, 16),
+    enc_depths=(1, 1, 1, 1),
+    seg_width=8,
+    hsf_channels=4,
     dec_widths=(8, 8, 8),
 )
 TINY_CONFIGS = {
     "tiny": TINY,
     "tiny_nosem": dataclasses.replace(TINY, use_semantics=False),
     "tiny_gain": dataclasses.replace(TINY, output_mode="gain"),
-    "tiny_3stage": dataclasses.replace(TINY, enc_widths=(8, 8, 16), enc_depths=(1, 1, 1),
-                                       dec_widths=(8, 8), curve_maps=8),
+    "tiny_3stage": dataclasses.replace(
+        TINY, enc_widths=(8, 8, 16), enc_depths=(1, 1, 1), dec_widths=(8, 8), curve_maps=8
+    ),
 }
 ALL_CONFIGS = {**VARIANTS, **TINY_CONFIGS}
 

@@ -79,3 +79,11 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (PROJECT_ROOT / "README.md").read_text()
     missing = [name for name in Settings.model_fields if f"`SLLEN_{name.upper()}`" not in readme]
     assert not missing
+
+
+def test_readme_lists_every_hostile_input_case() -> None:
+    from service.config import PROJECT_ROOT
+    from tests.hostile import CASES
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert [c.id for c in CASES if f"`{c.id}`" not in readme] == []

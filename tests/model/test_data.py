@@ -1,0 +1,87 @@
+"""Data pipeline on synthetic fixtures (real data only where present, else skipped)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sllen import data as D
+
+
+def scene(seed: int, n: int = 64) -> np.ndarray:
+    """A smooth random grayscale 'scene' (no shared block grid between seeds)."""
+    rng = np.random.default_rng(seed)
+    base = Image.fromarray(rng.random((7, 7)).astype(np.float32), mode="F")
+    return np.asarray(base.resize((n, n), Image.Resampling.BICUBIC)) * 200 + 10
+
+
+def test_grad_corr_separates_exposures_from_scenes() -> None:
+    a = scene(1)
+    assert D.grad_corr(a, 0.1 * a) > 0.95  # same scene, darker exposure
+    assert D.grad_corr(a, scene(2)) < 0.3
+
+
+def test_segment_runs_breaks_at_scene_change_and_id_gap() -> None:
+    s1, s2, s3 = scene(1), scene(2), scene(3)
+    ids = [1, 2, 3, 4, 5, 9, 10]
+    thumbs = [0.1 * s1, 0.5 * s1, s1, 0.2 * s2, s2, s2 * 0.3, s3]
+    runs = D._segment_runs(ids, thumbs)
+    # 5 -> 9 is an id gap even though the frames match; 9 -> 10 is a scene change.
+    assert runs == [[1, 2, 3], [4, 5], [9], [10]]
+
+
+def test_pairs_take_low_frames_and_the_target_nearest_120() -> None:
+    s = scene(4)
+    run = [1, 2, 3, 4]
+    lumas = {1: 10.0, 2: 40.0, 3: 100.0, 4: 125.0}
+    thumbs = {i: s * lumas[i] / 100 for i in run}
+    assert D._pairs([run], lumas, thumbs) == [(1, 4), (2, 4)]
+
+
+def test_split_is_by_run_and_deterministic() -> None:
+    runs = [[i * 10 + k for k in range(5)] for i in range(200)]
+    pairs = [(r[0], r[-1]) for r in runs]
+    index = D.SiceIndex(ids=[i for r in runs for i in r], lumas=[], runs=runs, pairs=pairs)
+    val = D.split_pairs(index, 0.12, val=True)
+    train = D.split_pairs(index, 0.12, val=False)
+    assert set(val).isdisjoint(train) and len(val) + len(train) == len(pairs)
+    assert 0.05 < len(val) / len(pairs) < 0.2
+    assert val == D.split_pairs(index, 0.12, val=True)
+
+
+def test_darken_is_dark_noisy_and_quantised() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.full((4, 3, 32, 32), 0.6)
+    y = D.darken(x, gen)
+    assert y.shape == x.shape and float(y.min()) >= 0 and float(y.max()) <= 1
+    assert float(y.mean()) < 0.25
+    assert torch.allclose(y * 255, torch.round(y * 255), atol=1e-4)
+    light = D.darken(x, gen, strength=0.0)
+    assert abs(float(light.mean()) - 0.6) < 0.02
+
+
+def test_samplers_give_aligned_crops() -> None:
+    rng = np.random.default_rng(0)
+    images = np.random.default_rng(1).integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
+    pairs = D.SicePairs(images, low_idx=np.array([0, 1]), high_idx=np.array([0, 1]))
+    low, high = pairs.sample(rng, 4, 16)
+    assert low.shape == (4, 3, 16, 16) and torch.equal(low, high)
+    labels = images[..., 0] % 12
+    cam = D.CamVid(["0001TP_a.png", "b.png", "c.png"], images, labels)
+    x, y, dusk = cam.sample(rng, 5, 16, daylight_only=True)
+    assert x.shape == (5, 3, 16, 16) and y.shape == (5, 16, 16) and y.dtype == torch.int64
+    assert not dusk.any()
+    assert torch.equal((x[:, 0] * 255).round().long() % 12, y)  # label crop matches image crop
+
+
+@pytest.mark.skipif(not (D.DEFAULT_DATA_ROOT / "sice").is_dir(), reason="no SICE data")
+def test_real_sice_index_has_clean_pairs() -> None:
+    index = D.scan_sice(D.DEFAULT_DATA_ROOT / "sice")
+    lumas = dict(zip(index.ids, index.lumas, strict=True))
+    assert len(index.pairs) > 100
+    for low, high in index.pairs:
+        assert D.LOW_LUMA[0] <= lumas[low] <= D.LOW_LUMA[1]
+        assert D.HIGH_LUMA[0] <= lumas[high] <= D.HIGH_LUMA[1]
+    assert D.split_pairs(index, 0.12, val=True)

@@ -1,0 +1,97 @@
+"""Training functions on synthetic in-memory data: steps, schedule, checkpoint, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sllen import data as D
+from sllen import train as T
+from sllen.export import load_checkpoint
+
+from .conftest import TINY
+
+
+def fake_data() -> T.Data:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    labels = rng.integers(0, 12, (4, 64, 64), dtype=np.uint8)
+    sice = D.SicePairs(images, np.array([0, 1]), np.array([2, 3]))
+    cam = D.CamVid(["0001TP_x.png", "a.png", "b.png", "c.png"], images, labels)
+    return T.Data(sice=sice, sice_val=sice, camvid=cam, weights=D.class_weights())
+
+
+def tiny_cfg(**kw: object) -> T.TrainConfig:
+    base = T.TrainConfig(
+        net=TINY,
+        crop=32,
+        batch_size=2,
+        steps=6,
+        log_every=2,
+        eval_every=3,
+        warmup_steps=2,
+        camvid_enh_prob=0.5,
+    )
+    return dataclasses.replace(base, **kw)  # type: ignore[arg-type]
+
+
+def test_config_from_json_resolves_variant_and_rejects_typos() -> None:
+    cfg = T.TrainConfig.from_json({"variant": "large", "net": {"curve_maps": 8}, "lr": 0.01})
+    assert cfg.net.enc_widths == (32, 64, 128, 192) and cfg.net.curve_maps == 8
+    with pytest.raises(ValueError, match="unknown"):
+        T.TrainConfig.from_json({"variant": "small", "learning_rate": 1})
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs").glob("*.json")))
+def test_shipped_configs_parse(path: Path) -> None:
+    T.TrainConfig.from_json(json.loads(path.read_text()))
+
+
+def test_lr_schedule_warms_up_then_decays() -> None:
+    cfg = tiny_cfg(steps=100, warmup_steps=10)
+    lrs = [T.lr_at(s, T.progress(s, 0.0, cfg), cfg) for s in range(100)]
+    assert lrs[0] < lrs[9] <= cfg.lr
+    assert lrs[-1] < 0.05 * cfg.lr
+    assert T.progress(1, 30.0, dataclasses.replace(cfg, minutes=1.0)) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("step", [0, 1, 2, 4])
+def test_train_step_moves_only_the_right_weights(step: int) -> None:
+    cfg = tiny_cfg()
+    model, _ema, opt, _, _, rng = T.resume_or_init(Path("/nonexistent"), cfg)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    kind, loss = T.train_step(model, opt, fake_data(), cfg, step, rng, torch.Generator())
+    assert np.isfinite(loss)
+    moved = {n for n, p in model.named_parameters() if not torch.equal(before[n], p)}
+    ssan = {n for n in moved if n.startswith("ssan.")}
+    if kind == "seg":
+        assert ssan and not any(n.startswith("llemn.") for n in moved)
+    else:
+        assert not ssan and any(n.startswith("llemn.") for n in moved)
+
+
+def test_run_saves_and_resumes(tmp_path: Path) -> None:
+    cfg = tiny_cfg(steps=4)
+    data = fake_data()
+    orig = T.load_data
+    T.load_data = lambda _cfg: data  # type: ignore[assignment]
+    try:
+        T.run(cfg, tmp_path)
+        ck = torch.load(tmp_path / "last.pt", weights_only=False)
+        assert ck["step"] == 4 and "ema" in ck and "optimizer" in ck["resume"]
+        T.run(dataclasses.replace(cfg, steps=6), tmp_path)
+        assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 6
+    finally:
+        T.load_data = orig
+    loaded = load_checkpoint(tmp_path / "last.pt")
+    assert loaded.weights == "ema" and loaded.step == 6 and loaded.config == cfg.net
+
+
+def test_failed_save_raises(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        T.save_atomic({"x": 1}, tmp_path / "missing-dir" / "last.pt")
