@@ -1,4 +1,4 @@
-"""Every case of tests/hostile.py through the real stack: a correct 200 or a quick 4xx, never a 5xx."""
+"""Every case of tests/hostile.py through the real stack: a right 200 or a quick 4xx, no 5xx."""
 
 from __future__ import annotations
 
