@@ -10,9 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from service.config import PROJECT_ROOT, Settings
 from service.local import redis_server, triton_server
@@ -50,6 +53,8 @@ class Proc:
         return self.popen.poll() is None
 
     def stop(self, timeout_s: float = 15.0) -> None:
+        if self._log.closed:
+            return
         if self.alive():
             self.popen.terminate()
             try:
@@ -60,47 +65,67 @@ class Proc:
         self._log.close()
 
     def kill(self) -> None:
+        """SIGKILL: no chance to clean up, as in a crash."""
         self.popen.kill()
         self.popen.wait()
+        self._log.close()
 
     def tail(self, n: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    argv = redis_server.build_argv(
-        port=port, data_dir=tmp_path_factory.mktemp("redis"), persist=False
-    )
-    proc = Proc("redis", argv)
-    import redis
-
+def start_redis(data_dir: Path, port: int | None = None, persist: bool = False) -> tuple[Proc, str]:
+    port = port or free_port()
+    proc = Proc("redis", redis_server.build_argv(port=port, data_dir=data_dir, persist=persist))
     client = redis.Redis(port=port)
-    wait_until(lambda: bool(client.ping()), 10, "redis")
-    client.close()
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.stop()
+    try:
+        wait_until(lambda: bool(client.ping()), 10, "redis")
+    finally:
+        client.close()
+    return proc, f"redis://127.0.0.1:{port}/0"
 
 
-@pytest.fixture(scope="session")
-def triton_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+@dataclass
+class TritonPorts:
+    grpc: int = field(default_factory=free_port)
+    http: int = field(default_factory=free_port)
+    metrics: int = field(default_factory=free_port)
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc}"
+
+
+def start_triton(state_dir: Path, ports: TritonPorts) -> Proc:
     launch = triton_server.build_launch(
         model_repository=PROJECT_ROOT / "model_repository",
-        state_dir=tmp_path_factory.mktemp("triton"),
-        grpc_port=grpc_port,
-        http_port=http_port,
-        metrics_port=metrics_port,
+        state_dir=state_dir,
+        grpc_port=ports.grpc,
+        http_port=ports.http,
+        metrics_port=ports.metrics,
     )
     proc = Proc("triton", launch.argv, launch.env)
-    ready = f"http://127.0.0.1:{http_port}/v2/models/sllen/ready"
+    ready = f"http://127.0.0.1:{ports.http}/v2/models/sllen/ready"
     try:
         wait_until(lambda: httpx.get(ready, timeout=1).status_code == 200, 60, "triton")
     except TimeoutError:
         proc.stop()
         raise RuntimeError(f"Triton did not start:\n{proc.tail()}") from None
-    yield f"127.0.0.1:{grpc_port}"
+    return proc
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    proc, url = start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def triton_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    ports = TritonPorts()
+    proc = start_triton(tmp_path_factory.mktemp("triton"), ports)
+    yield ports.grpc_url
     proc.stop()
 
 

@@ -59,9 +59,17 @@ class QueueStats:
     oldest_age_s: float
 
 
+class _GroupMissing(QueueUnavailable):
+    """Redis lost the stream or its group (restarted without persistence, or flushed)."""
+
+
 async def _guard(op: Awaitable[T], what: str) -> T:
     try:
         return await op
+    except ResponseError as exc:
+        if "NOGROUP" in str(exc):
+            raise _GroupMissing(f"consumer group missing during {what}") from exc
+        raise QueueUnavailable(f"Redis refused {what}: {exc}") from exc
     except RedisError as exc:
         raise QueueUnavailable(f"Redis failed during {what}: {type(exc).__name__}") from exc
 
@@ -127,22 +135,35 @@ class JobQueue:
 
     # --- worker side
     async def read(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
-        reply: Any = await _guard(
-            self.redis.xreadgroup(
-                GROUP, consumer, {self.keys.stream: ">"}, count=count, block=block_ms
-            ),
-            "XREADGROUP",
-        )
+        try:
+            reply: Any = await _guard(
+                self.redis.xreadgroup(
+                    GROUP, consumer, {self.keys.stream: ">"}, count=count, block=block_ms
+                ),
+                "XREADGROUP",
+            )
+        except _GroupMissing:
+            await self.ensure_group()
+            return []
         return [self._parse(eid, fields) for _, entries in reply or [] for eid, fields in entries]
 
     async def reclaim(self, consumer: str, count: int) -> list[Entry]:
         """Take over jobs that a dead (or stuck) worker left pending past the idle timeout."""
-        reply: Any = await _guard(
-            self.redis.xautoclaim(
-                self.keys.stream, GROUP, consumer, self.settings.claim_idle_ms, "0-0", count=count
-            ),
-            "XAUTOCLAIM",
-        )
+        try:
+            reply: Any = await _guard(
+                self.redis.xautoclaim(
+                    self.keys.stream,
+                    GROUP,
+                    consumer,
+                    self.settings.claim_idle_ms,
+                    "0-0",
+                    count=count,
+                ),
+                "XAUTOCLAIM",
+            )
+        except _GroupMissing:
+            await self.ensure_group()
+            return []
         entries = reply[1] if reply else []
         return [self._parse(eid, fields) for eid, fields in entries if fields]
 

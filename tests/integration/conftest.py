@@ -78,7 +78,9 @@ def stack_factory(redis_url: str, triton_url: str) -> Iterator[StackFactory]:
     stacks: list[Stack] = []
 
     def start(workers: int = 1, **overrides: object) -> Stack:
-        s = start_stack(redis_url, triton_url, workers, **overrides)
+        redis = str(overrides.pop("redis_url", redis_url))
+        triton = str(overrides.pop("triton_grpc_url", triton_url))
+        s = start_stack(redis, triton, workers, **overrides)
         stacks.append(s)
         return s
 

@@ -126,7 +126,9 @@ async def test_waiter_finds_a_result_whose_notification_was_lost(queue: JobQueue
 
 async def test_attempts_are_counted_per_job(queue: JobQueue) -> None:
     job_id = new_job_id()
-    assert [await queue.count_attempt(job_id) for _ in range(3)] == [1, 2, 3]
+    assert [await queue.begin_attempt(job_id) for _ in range(2)] == [(1, False), (2, False)]
+    await queue.cancel(job_id, 10)
+    assert await queue.begin_attempt(job_id) == (3, True)
 
 
 async def test_stats_report_depth_pending_and_lag(queue: JobQueue) -> None:
@@ -138,3 +140,12 @@ async def test_stats_report_depth_pending_and_lag(queue: JobQueue) -> None:
     await asyncio.sleep(0.05)
     stats = await queue.stats()
     assert (stats.depth, stats.pending) == (2, 1) and 0.04 < stats.oldest_age_s < 5
+
+
+async def test_lost_group_is_recreated_on_read(queue: JobQueue) -> None:
+    await queue.redis.delete(queue.keys.stream)
+    assert await queue.read("c1", 1, 10) == []
+    job = _job()
+    await queue.enqueue(job, b"x")
+    [entry] = await queue.read("c1", 1, 100)
+    assert entry.job == job
