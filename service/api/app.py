@@ -12,7 +12,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from service import __version__
 from service.api import problems
 from service.api.deps import Services
-from service.api.middleware import BodySizeLimitMiddleware, MetricsMiddleware, RequestIdMiddleware
+from service.api.middleware import (
+    BodySizeLimitMiddleware,
+    InflightLimitMiddleware,
+    MetricsMiddleware,
+    RequestIdMiddleware,
+)
 from service.api.routes import enhance, health, jobs
 from service.config import Settings, get_settings
 from service.errors import UnavailableError
@@ -24,6 +29,7 @@ log = logging.getLogger(__name__)
 
 # Room for the multipart envelope and the option fields around the image itself.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+UPLOAD_PATHS = frozenset({"/enhance", "/v1/enhance", "/v1/jobs"})
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,6 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(health.router)
     # Outermost last: request ids wrap everything, so even a refused body gets one.
+    app.add_middleware(
+        InflightLimitMiddleware,
+        max_inflight=settings.max_inflight_requests,
+        retry_after_s=settings.retry_after_s,
+        paths=UPLOAD_PATHS,
+    )
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware, max_body_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES

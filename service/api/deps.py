@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,7 +19,6 @@ class Services:
     queue: JobQueue
     waiter: ResultWaiter
     model: TritonModel
-    inflight: int = field(default=0)
 
 
 def get_services(request: Request) -> Services:

@@ -127,3 +127,43 @@ class MetricsMiddleware:
             method = scope.get("method", "")
             metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
             metrics.HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)
+
+
+class InflightLimitMiddleware:
+    """Shed uploads past ``max_inflight`` at once (503 + Retry-After), before reading their bodies.
+
+    Bounding work per gateway process bounds its memory and the queue wait of what it accepts:
+    under overload, the requests it takes still meet their deadline and the rest fail fast.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_inflight: int, retry_after_s: int, paths: frozenset[str]
+    ) -> None:
+        self.app = app
+        self.max_inflight = max_inflight
+        self.retry_after_s = retry_after_s
+        self.paths = paths
+        self.inflight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        if self.inflight >= self.max_inflight:
+            response = problem_response(
+                503,
+                "Service unavailable",
+                "too many requests in flight; retry later",
+                "overloaded",
+                Request(scope),
+                headers={"Retry-After": str(self.retry_after_s)},
+            )
+            await response(scope, receive, send)
+            return
+        self.inflight += 1
+        metrics.INFLIGHT.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inflight -= 1
+            metrics.INFLIGHT.dec()

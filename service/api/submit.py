@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service import imaging, metrics
 from service.api.deps import Services
-from service.errors import Cancelled, DeadlineExceeded, Overloaded, PayloadTooLarge, error_from_code
+from service.errors import Cancelled, DeadlineExceeded, PayloadTooLarge, error_from_code
 from service.queue.jobs import EnhanceOptions, Job, JobRecord, JobResult, new_job_id, now_ms
 
 
@@ -56,33 +56,25 @@ async def enhance(
 ) -> JobResult:
     """Run one upload through the queue and return its successful result, or raise its error."""
     s = services.settings
-    if services.inflight >= s.max_inflight_requests:
-        raise Overloaded("too many requests in flight", retry_after_s=s.retry_after_s)
-    services.inflight += 1
-    metrics.INFLIGHT.inc()
+    info = await validate_upload(data, services)
+    deadline_s = started + s.request_deadline_s
+    job = Job(
+        id=new_job_id(),
+        reply_to=services.waiter.channel,
+        options=options,
+        width=info.width,
+        height=info.height,
+        enqueued_at_ms=now_ms(),
+        deadline_at_ms=now_ms() + int((deadline_s - time.perf_counter()) * 1000),
+    )
+    future = services.waiter.register(job.id)
     try:
-        info = await validate_upload(data, services)
-        deadline_s = started + s.request_deadline_s
-        job = Job(
-            id=new_job_id(),
-            reply_to=services.waiter.channel,
-            options=options,
-            width=info.width,
-            height=info.height,
-            enqueued_at_ms=now_ms(),
-            deadline_at_ms=now_ms() + int((deadline_s - time.perf_counter()) * 1000),
-        )
-        future = services.waiter.register(job.id)
-        try:
-            await services.queue.enqueue(job, data)
-        except BaseException:
-            services.waiter.forget(job.id)
-            raise
-        arrived = await _wait_unless_gone(services, job, future, deadline_s, client_gone)
-        result = await services.queue.get_result(job.id) if arrived else None
-    finally:
-        services.inflight -= 1
-        metrics.INFLIGHT.dec()
+        await services.queue.enqueue(job, data)
+    except BaseException:
+        services.waiter.forget(job.id)
+        raise
+    arrived = await _wait_unless_gone(services, job, future, deadline_s, client_gone)
+    result = await services.queue.get_result(job.id) if arrived else None
     if result is None:
         raise DeadlineExceeded(f"no result within {s.request_deadline_s:g} s")
     metrics.QUEUE_WAIT.observe(result.queue_ms / 1000)
