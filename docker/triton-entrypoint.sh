@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Start Triton on the one model this deployment serves (SLLEN_TRITON_MODEL, as the worker uses).
+# The baked repository (/opt/sllen/model_repository) is read-only; the served repository is
+# assembled in SLLEN_TRITON_RUN_DIR (a volume). For sllen_trt the engine is built here, on this
+# GPU, or taken from the cache (SLLEN_TRT_CACHE_DIR) when this GPU and TensorRT already built it.
+# Extra arguments go to tritonserver.
+set -euo pipefail
+
+src=/opt/sllen/model_repository
+model="${SLLEN_TRITON_MODEL:-sllen}"
+run="${SLLEN_TRITON_RUN_DIR:-/var/run/sllen}/models"
+
+rm -rf "$run"
+mkdir -p "$run"
+case "$model" in
+  sllen)
+    cp -r "$src/sllen" "$run/sllen"
+    ;;
+  sllen_trt)
+    mkdir -p "$run/sllen_trt/1"
+    cp "$src/sllen_trt/config.pbtxt" "$run/sllen_trt/config.pbtxt"
+    SLLEN_TRT_ONNX="$src/sllen/1/model.onnx" \
+      "$src/sllen_trt/build_engine.sh" "$run/sllen_trt/1/model.plan"
+    ;;
+  *)
+    echo "sllen-triton: unknown SLLEN_TRITON_MODEL '$model' (sllen or sllen_trt)" >&2
+    exit 2
+    ;;
+esac
+
+exec tritonserver \
+  --model-repository="$run" \
+  --model-control-mode=explicit \
+  --load-model="$model" \
+  --strict-readiness=true \
+  --exit-on-error=true \
+  --http-port=8000 --grpc-port=8001 --metrics-port=8002 \
+  --log-format=ISO8601 \
+  "$@"
