@@ -64,3 +64,12 @@ def test_settings_refuse_a_raw_key_where_a_digest_belongs() -> None:
 
     with pytest.raises(ValidationError):
         Settings(api_key_hashes=[ALICE])
+
+
+def test_keys_and_image_bytes_never_reach_the_logs(keyed: Stack) -> None:
+    marker = b"\x89PNG"
+    assert _post(keyed, authorization=f"Bearer {ALICE}").status_code == 200
+    assert _post(keyed, authorization="Bearer wrong-secret-key-123").status_code == 401
+    logs = b"".join(p.log_path.read_bytes() for p in keyed.procs)
+    assert b"alice-key" not in logs and b"wrong-secret-key" not in logs
+    assert marker not in logs and b"iVBORw0KGgo" not in logs  # raw or base64 PNG

@@ -98,3 +98,15 @@ def test_request_id_is_echoed_or_minted(client: TestClient) -> None:
 
 def test_unknown_route_is_problem_json(client: TestClient) -> None:
     _problem(client.get("/nope"), 404)
+
+
+def test_cors_is_off_by_default_and_configurable() -> None:
+    dead = free_port()
+    base = {"redis_url": f"redis://127.0.0.1:{dead}/0", "triton_grpc_url": f"127.0.0.1:{dead}"}
+    preflight = {"origin": "https://app.example", "access-control-request-method": "POST"}
+    with TestClient(create_app(Settings(**base))) as c:  # type: ignore[arg-type]
+        assert "access-control-allow-origin" not in c.options("/enhance", headers=preflight).headers
+    allowed = Settings(**base, cors_origins=["https://app.example"])  # type: ignore[arg-type]
+    with TestClient(create_app(allowed)) as c:
+        r = c.options("/enhance", headers=preflight)
+        assert r.headers["access-control-allow-origin"] == "https://app.example"
