@@ -6,6 +6,7 @@
     |   +-- UndecodableImage        looks like an image but does not decode        (400)
     |   +-- PayloadTooLarge         over the byte, pixel or side limit             (413)
     |   +-- InvalidOptions          bad option values                              (422)
+    |   +-- MissingImage            no image field and no raw image body           (422)
     +-- Unauthorized                missing or unknown API key                     (401)
     +-- RateLimited                 the key's request rate is over its limit       (429)
     +-- NotFound                    unknown or expired job (or another key's)      (404)
@@ -65,6 +66,10 @@ class RateLimited(ServiceError):
         self.retry_after_s = retry_after_s
 
 
+class MissingImage(InvalidOptions):
+    code = "missing_image"
+
+
 class NotFound(ServiceError):
     code = "not_found"
 
@@ -114,6 +119,7 @@ _BY_CODE: dict[str, type[ServiceError]] = {
         UndecodableImage,
         PayloadTooLarge,
         InvalidOptions,
+        MissingImage,
         Unauthorized,
         NotFound,
         JobNotDone,

@@ -18,7 +18,7 @@ from service.api.middleware import (
     MetricsMiddleware,
     RequestIdMiddleware,
 )
-from service.api.routes import enhance, health, jobs
+from service.api.routes import enhance, health, jobs, web
 from service.config import Settings, get_settings
 from service.errors import UnavailableError
 from service.inference import TritonModel
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(enhance.router)
     app.include_router(jobs.router)
     app.include_router(health.router)
+    app.include_router(web.router)
+    app.mount("/static", web.static_files(), name="static")
     # Outermost last: request ids wrap everything, so even a refused body gets one.
     app.add_middleware(
         InflightLimitMiddleware,

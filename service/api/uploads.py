@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, File, Form, Query, UploadFile
+from fastapi import Depends, File, Form, Query, Request, UploadFile
 
 from service.api.schemas import Problem
-from service.errors import PayloadTooLarge
+from service.errors import MissingImage, PayloadTooLarge
 from service.imaging import OutputFormat
 from service.queue.jobs import EnhanceOptions
 
 ImageFile = Annotated[
-    UploadFile, File(description="JPEG, PNG, WebP or BMP; the type is read from the bytes")
+    UploadFile | None,
+    File(description="JPEG, PNG, WebP or BMP; the type is read from the bytes"),
 ]
+# Mobile clients often send the photo itself as the body; the type is still read from the bytes.
+RAW_BODY_TYPES = frozenset(
+    {"image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream"}
+)
 
 
 def enhance_options(
@@ -35,11 +40,29 @@ def enhance_options(
 OptionsDep = Annotated[EnhanceOptions, Depends(enhance_options)]
 
 
-async def read_upload(upload: UploadFile, limit: int) -> bytes:
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"the image exceeds {limit} bytes")
-    return data
+async def read_upload(request: Request, upload: UploadFile | None, limit: int) -> bytes:
+    """The photo from the multipart field ``image``, or from a raw ``image/*`` body."""
+    if upload is not None:
+        data = await upload.read(limit + 1)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"the image exceeds {limit} bytes")
+        return data
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in RAW_BODY_TYPES:
+        raise MissingImage(
+            "send the photo as the multipart field 'image', or as the body with an image/* type"
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"the image exceeds {limit} bytes")
+    return bytes(body)
+
+
+def raw_body_openapi() -> dict[str, Any]:
+    """Document the raw-body alternative beside the multipart form FastAPI describes."""
+    return {"requestBody": {"content": {t: BINARY for t in sorted(RAW_BODY_TYPES)}}}
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

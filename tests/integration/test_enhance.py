@@ -132,3 +132,26 @@ def test_request_id_round_trip(stack: Stack) -> None:
         files={"image": ("m.png", encode(dark_scene(32, 32), "PNG"))},
     )
     assert r.headers["x-request-id"] == "client-req-7"
+
+
+@pytest.mark.parametrize("content_type", ["image/jpeg", "image/png", "application/octet-stream"])
+def test_raw_body_upload(stack: Stack, content_type: str) -> None:
+    data = encode(dark_scene(50, 70), "PNG")  # declared type is ignored; the bytes decide
+    r = stack.client.post(
+        "/v1/enhance?format=webp", content=data, headers={"content-type": content_type}
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/webp" and decode(r.content).shape == (50, 70, 3)
+
+
+def test_raw_body_of_another_type_is_422(stack: Stack) -> None:
+    r = stack.client.post("/enhance", content=b"{}", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["code"] == "missing_image"
+
+
+def test_web_page_is_served_without_external_assets(stack: Stack) -> None:
+    page = stack.client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "http://" not in page.text and "https://" not in page.text
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert stack.client.get(asset).status_code == 200

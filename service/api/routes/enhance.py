@@ -18,6 +18,7 @@ from service.api.uploads import (
     ImageFile,
     OptionsDep,
     problem_responses,
+    raw_body_openapi,
     read_upload,
 )
 from service.labels import CLASSES
@@ -62,15 +63,29 @@ def _render(result: JobResult, options: EnhanceOptions, started: float) -> Respo
     return JSONResponse(body.model_dump())
 
 
-@router.post("/enhance", responses=_RESPONSES, response_class=Response, summary="Enhance a photo")
 @router.post(
-    "/v1/enhance", responses=_RESPONSES, response_class=Response, summary="Enhance a photo (v1)"
+    "/enhance",
+    responses=_RESPONSES,
+    response_class=Response,
+    summary="Enhance a photo",
+    openapi_extra=raw_body_openapi(),
+)
+@router.post(
+    "/v1/enhance",
+    responses=_RESPONSES,
+    response_class=Response,
+    summary="Enhance a photo (v1)",
+    openapi_extra=raw_body_openapi(),
 )
 async def enhance(
-    request: Request, services: ServicesDep, _: PrincipalDep, image: ImageFile, options: OptionsDep
+    request: Request,
+    services: ServicesDep,
+    _: PrincipalDep,
+    options: OptionsDep,
+    image: ImageFile = None,
 ) -> Response:
     started = time.perf_counter()
-    data = await read_upload(image, services.settings.max_upload_bytes)
+    data = await read_upload(request, image, services.settings.max_upload_bytes)
 
     async def client_gone() -> None:
         # The body is consumed: the next ASGI message is the disconnect, if the client leaves.

@@ -23,6 +23,7 @@ from service.api.uploads import (
     ImageFile,
     OptionsDep,
     problem_responses,
+    raw_body_openapi,
     read_upload,
 )
 from service.errors import JobNotDone, NotFound, error_from_code
@@ -70,15 +71,16 @@ class JobStatus(BaseModel):
     response_model=JobAccepted,
     responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
     summary="Queue a photo for enhancement",
+    openapi_extra=raw_body_openapi(),
 )
 async def create_job(
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
-    image: ImageFile,
     options: OptionsDep,
+    image: ImageFile = None,
 ) -> JSONResponse:
-    data = await read_upload(image, services.settings.max_upload_bytes)
+    data = await read_upload(request, image, services.settings.max_upload_bytes)
     record = await submit.submit_job(data, options, services, owner=principal)
     url = str(request.url_for("get_job", job_id=record.id).path)
     body = JobAccepted(id=record.id, status_url=url)
