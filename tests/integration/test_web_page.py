@@ -1,0 +1,120 @@
+"""The web page in a real headless Chromium against the real stack; screenshots are checked."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.config import PROJECT_ROOT
+from tests.images import dark_scene, encode
+from tests.integration.conftest import Stack
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = PROJECT_ROOT / ".run" / "screenshots"
+# Headless, and quiet on this machine's closed network (no background connections at start).
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHOTO = encode(dark_scene(300, 450, seed=5, peak=45), "JPEG", quality=92)
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def _luma(png: bytes) -> float:
+    with Image.open(io.BytesIO(png)) as im:
+        return float(np.asarray(im.convert("L"), dtype=np.float32).mean())
+
+
+def _upload(page, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    page.goto(stack.url + "/")
+    page.evaluate(
+        """() => { window.sawProgress = false;
+        const p = document.getElementById('progress');
+        new MutationObserver(() => { if (!p.hidden) window.sawProgress = true; })
+          .observe(p, {attributes: true}); }"""
+    )
+    page.set_input_files(
+        "#file", files=[{"name": "dark.jpg", "mimeType": "image/jpeg", "buffer": PHOTO}]
+    )
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    page.wait_for_function("document.getElementById('after').complete")
+    page.wait_for_function("document.getElementById('overlay').dataset.ready === '1'")
+
+
+def test_desktop_upload_slider_mask_and_download(browser, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    _upload(page, stack)
+    assert page.evaluate("window.sawProgress") is True
+    compare = page.locator("#compare")
+
+    page.locator("#slider").fill("100")  # all before
+    before = compare.screenshot(path=str(SHOTS / "desktop-before.png"))
+    page.locator("#slider").fill("0")  # all after
+    after = compare.screenshot(path=str(SHOTS / "desktop-after.png"))
+    assert _luma(after) > _luma(before) + 15  # the page shows the brighter photo
+
+    page.locator("#show-mask").check()
+    masked = compare.screenshot(path=str(SHOTS / "desktop-mask.png"))
+    with Image.open(io.BytesIO(masked)) as m, Image.open(io.BytesIO(after)) as a:
+        diff = np.abs(np.asarray(m, np.float32) - np.asarray(a, np.float32)).mean()
+    assert diff > 5  # the overlay is drawn
+    assert page.locator("#legend li").count() == 11
+    page.screenshot(path=str(SHOTS / "desktop-page.png"), full_page=True)
+
+    with page.expect_download() as info:
+        page.locator("#download").click()
+    data = Path(info.value.path()).read_bytes()
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.size == (450, 300) and im.format == "JPEG"
+    page.close()
+
+
+def test_phone_width_layout(browser, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    _upload(page, stack)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    box = page.locator("#compare").bounding_box()
+    assert box is not None and box["width"] <= 390 and box["height"] > 100
+    shot = page.screenshot(path=str(SHOTS / "phone-page.png"), full_page=True)
+    assert _luma(shot) > 5
+    page.close()
+
+
+def test_error_is_shown_for_a_non_image(browser, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page()
+    page.goto(stack.url + "/")
+    page.set_input_files(
+        "#file", files=[{"name": "x.jpg", "mimeType": "image/jpeg", "buffer": b"nope"}]
+    )
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert "not a JPEG" in page.locator("#error").inner_text()
+    page.close()
