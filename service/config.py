@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     worker_heartbeat_ttl_s: int = Field(15, ge=1)
     worker_metrics_port: int = Field(0, ge=0, le=65535)
     model_min_side_px: int = Field(32, ge=1)
+    tile_above_pixels: int = Field(4096 * 2048, ge=1)
+    tile_size_px: int = Field(1024, ge=64, le=4096)
+    tile_overlap_px: int = Field(64, ge=0)
 
     # --- encoding
     png_compress_level: int = Field(1, ge=0, le=9)
@@ -95,6 +98,8 @@ class Settings(BaseSettings):
         bad = [h for h in self.api_key_hashes if not _SHA256_HEX.fullmatch(h)]
         if bad:
             raise ValueError("SLLEN_API_KEY_HASHES must hold SHA-256 hex digests, not keys")
+        if self.tile_overlap_px >= self.tile_size_px // 2:
+            raise ValueError("SLLEN_TILE_OVERLAP_PX must be under half of SLLEN_TILE_SIZE_PX")
         if self.retry_backoff_max_s < self.retry_backoff_s:
             raise ValueError("retry_backoff_max_s must be >= retry_backoff_s")
         if self.redis_password is not None and self.redis_password.get_secret_value() in {

@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from service.errors import PayloadTooLarge, UndecodableImage, UnsupportedMediaType
 
@@ -26,6 +26,7 @@ Image.MAX_IMAGE_PIXELS = None
 
 InputFormat = Literal["JPEG", "PNG", "WEBP", "BMP"]
 OutputFormat = Literal["png", "jpeg", "webp"]
+MetadataPolicy = Literal["strip", "keep", "keep-all"]
 
 CONTENT_TYPES: dict[str, str] = {
     "png": "image/png",
@@ -38,6 +39,8 @@ CONTENT_TYPES: dict[str, str] = {
 }
 
 _ORIENTATION_TAG = 0x0112
+_GPS_IFD = 0x8825
+_SRGB = ImageCms.createProfile("sRGB")
 _SWAPS_AXES = {5, 6, 7, 8}
 
 
@@ -99,8 +102,15 @@ def _orientation(im: Image.Image) -> int:
     return value if isinstance(value, int) else 1
 
 
-def decode_rgb(data: bytes) -> U8:
-    """Decode to upright 8-bit RGB, uint8 [H, W, 3]. Alpha is dropped; 16-bit is scaled down."""
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    rgb: U8  # upright sRGB, uint8 [H, W, 3]
+    exif: bytes | None  # what the output may carry, per the metadata option
+
+
+def decode(data: bytes, metadata: MetadataPolicy = "strip") -> Decoded:
+    """Decode to upright 8-bit sRGB. Alpha is dropped; 16-bit is scaled down; an embedded ICC
+    profile is converted to sRGB (the outputs are sRGB, so the profile is not carried over)."""
     fmt = sniff_format(data)
     try:
         with warnings.catch_warnings():
@@ -108,9 +118,42 @@ def decode_rgb(data: bytes) -> U8:
             with Image.open(io.BytesIO(data), formats=[fmt]) as im:
                 im.load()
                 upright = ImageOps.exif_transpose(im) or im
-                return _to_rgb_array(upright)
+                exif = _kept_exif(im, metadata)  # after the transpose, which reads orientation
+                return Decoded(_to_srgb(_to_rgb_array(upright), im.info.get("icc_profile")), exif)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise UndecodableImage(f"the {fmt} data does not decode: {exc}") from exc
+
+
+def decode_rgb(data: bytes) -> U8:
+    return decode(data).rgb
+
+
+def _to_srgb(rgb: U8, icc: bytes | None) -> U8:
+    if not icc:
+        return rgb
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        converted = ImageCms.profileToProfile(Image.fromarray(rgb), source, _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return rgb  # a broken profile is ignored rather than failing the photo
+    assert converted is not None
+    return np.asarray(converted, dtype=np.uint8)
+
+
+def _kept_exif(im: Image.Image, metadata: MetadataPolicy) -> bytes | None:
+    """EXIF for the output: none by default; never a stale orientation; location only if asked."""
+    if metadata == "strip":
+        return None
+    try:
+        exif = im.getexif()
+    except Exception:  # malformed EXIF: nothing to keep
+        return None
+    if not exif:
+        return None
+    exif[_ORIENTATION_TAG] = 1  # the pixels are already upright
+    if metadata != "keep-all":
+        exif.pop(_GPS_IFD, None)
+    return exif.tobytes()
 
 
 def _to_rgb_array(im: Image.Image) -> U8:
@@ -146,6 +189,7 @@ def encode_image(
     fmt: OutputFormat,
     *,
     quality: int | None,
+    exif: bytes | None = None,
     png_compress_level: int,
     jpeg_quality: int,
     webp_quality: int,
@@ -153,12 +197,13 @@ def encode_image(
     """Encode uint8 [H, W, 3] RGB. ``quality`` (1-100) overrides the default for JPEG and WebP."""
     im = Image.fromarray(rgb)
     buf = io.BytesIO()
+    extra: dict[str, object] = {"exif": exif} if exif else {}
     if fmt == "png":
-        im.save(buf, format="PNG", compress_level=png_compress_level)
+        im.save(buf, format="PNG", compress_level=png_compress_level, **extra)
     elif fmt == "jpeg":
-        im.save(buf, format="JPEG", quality=quality or jpeg_quality, optimize=False)
+        im.save(buf, format="JPEG", quality=quality or jpeg_quality, optimize=False, **extra)
     else:
-        im.save(buf, format="WEBP", quality=quality or webp_quality, method=2)
+        im.save(buf, format="WEBP", quality=quality or webp_quality, method=2, **extra)
     return buf.getvalue()
 
 

@@ -16,12 +16,12 @@ import os
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from service import imaging, metrics
+from service import imaging, metrics, tiling
 from service.batching import backoff_s, group_by_shape
 from service.config import Settings
 from service.errors import (
@@ -49,9 +49,24 @@ class Work:
     entry_id: bytes
     job: Job
     started_ms: int
-    image: U8 | None = None  # decoded, padded to the model's minimum side
     height: int = 0
     width: int = 0
+    exif: bytes | None = None
+    tiles: list[tiling.Tile] | None = None  # None: the whole (padded) image is one part
+    outputs: dict[int, tuple[U8, U8]] = field(default_factory=dict)
+    parts_total: int = 1
+    inference_ms: float = 0.0
+    model_version: str = ""
+    finished: bool = False
+
+
+@dataclass(slots=True)
+class Part:
+    """One model input: a whole image (edge-padded to the minimum side) or a tile of a large one."""
+
+    work: Work
+    index: int
+    image: U8
 
 
 def default_worker_name() -> str:
@@ -175,12 +190,10 @@ class Worker:
         self._inflight.update(e.entry_id for e in entries)
         try:
             works = await self._admit(entries)
-            works = await self._decode_all(works)
-            batches = group_by_shape(
-                works,
-                lambda w: w.image.shape if w.image is not None else None,
-                self.settings.batch_max_size,
-            )
+            parts = [
+                p for ps in await asyncio.gather(*(self._decode(w) for w in works)) for p in ps
+            ]
+            batches = group_by_shape(parts, lambda p: p.image.shape, self.settings.batch_max_size)
             await asyncio.gather(*(self._run_batch(batch) for batch in batches))
         finally:
             self._inflight.difference_update(e.entry_id for e in entries)
@@ -206,46 +219,57 @@ class Worker:
                 works.append(Work(entry.entry_id, job, started))
         return works
 
-    async def _decode_all(self, works: list[Work]) -> list[Work]:
-        decoded = await asyncio.gather(*(self._decode(w) for w in works))
-        return [w for w, ok in zip(works, decoded, strict=True) if ok]
-
-    async def _decode(self, work: Work) -> bool:
+    async def _decode(self, work: Work) -> list[Part]:
         data = await self.queue.load_upload(work.job.id)
         if data is None:
-            await self._fail(
-                work.entry_id, work.job, JobFailed("the upload expired before processing")
-            )
-            return False
+            await self._fail_work(work, JobFailed("the upload expired before processing"))
+            return []
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            rgb = await loop.run_in_executor(self._pool, imaging.decode_rgb, data)
+            decoded = await loop.run_in_executor(
+                self._pool, imaging.decode, data, work.job.options.metadata
+            )
         except InputError as exc:
-            await self._fail(work.entry_id, work.job, exc)
-            return False
+            await self._fail_work(work, exc)
+            return []
         metrics.CODEC.labels("decode").observe(time.perf_counter() - started)
-        work.height, work.width = rgb.shape[:2]
-        work.image = imaging.pad_to_min_side(rgb, self.settings.model_min_side_px)
-        return True
+        rgb = decoded.rgb
+        work.height, work.width, work.exif = rgb.shape[0], rgb.shape[1], decoded.exif
+        s = self.settings
+        if rgb.shape[0] * rgb.shape[1] <= s.tile_above_pixels:
+            return [Part(work, 0, imaging.pad_to_min_side(rgb, s.model_min_side_px))]
+        work.tiles = tiling.plan(rgb.shape[0], rgb.shape[1], s.tile_size_px, s.tile_overlap_px)
+        work.parts_total = len(work.tiles)
+        return [Part(work, i, tile) for i, tile in enumerate(tiling.cut(rgb, work.tiles))]
 
-    async def _run_batch(self, batch: list[Work]) -> None:
-        images = np.stack([w.image for w in batch if w.image is not None])
+    async def _run_batch(self, batch: list[Part]) -> None:
+        batch = [p for p in batch if not p.work.finished]
+        if not batch:
+            return
         try:
-            prediction = await self._infer_with_retry(batch, images)
+            prediction = await self._infer_with_retry(batch, np.stack([p.image for p in batch]))
         except JobFailed as exc:
             if len(batch) > 1:  # find the culprit: run each image alone
-                await asyncio.gather(*(self._run_batch([w]) for w in batch))
+                await asyncio.gather(*(self._run_batch([p]) for p in batch))
                 return
-            await self._fail(batch[0].entry_id, batch[0].job, exc)
+            await self._fail_work(batch[0].work, exc)
             return
         except _GiveBack:
             return  # stopping or out of time: left pending (or failed as expired) already
         metrics.BATCH_SIZE.observe(len(batch))
         metrics.INFERENCE.observe(prediction.inference_ms / 1000)
-        await asyncio.gather(*(self._complete(w, prediction, i) for i, w in enumerate(batch)))
+        ready: list[Work] = []
+        for i, part in enumerate(batch):
+            work = part.work
+            work.outputs[part.index] = (prediction.enhanced[i], prediction.mask[i])
+            work.inference_ms += prediction.inference_ms
+            work.model_version = prediction.model_version
+            if len(work.outputs) == work.parts_total and work not in ready:
+                ready.append(work)
+        await asyncio.gather(*(self._complete(w) for w in ready))
 
-    async def _infer_with_retry(self, batch: list[Work], images: U8) -> Prediction:
+    async def _infer_with_retry(self, batch: list[Part], images: U8) -> Prediction:
         attempt = 0
         while True:
             try:
@@ -256,29 +280,40 @@ class Worker:
                 )
                 attempt += 1
                 metrics.RETRIES.inc()
-                deadline = min(w.job.deadline_at_ms for w in batch)
                 if self._stop.is_set():
                     raise _GiveBack from exc
-                if now_ms() + delay * 1000 >= deadline:
-                    for w in batch:
-                        await self._fail(
-                            w.entry_id, w.job, _expired(f"model unavailable: {exc.detail}")
-                        )
+                if now_ms() + delay * 1000 >= min(p.work.job.deadline_at_ms for p in batch):
+                    for p in batch:
+                        await self._fail_work(p.work, _expired(f"model unavailable: {exc.detail}"))
                     raise _GiveBack from exc
                 log.warning(
                     "Triton unavailable (%s); retry %d in %.1fs", exc.detail, attempt, delay
                 )
                 await self._sleep(delay)
 
-    async def _complete(self, work: Work, prediction: Prediction, index: int) -> None:
+    def _assemble(self, work: Work) -> tuple[U8, U8 | None]:
+        """The full-size outputs: stitched from tiles, or cropped back from the padded image."""
         h, w = work.height, work.width
-        enhanced = prediction.enhanced[index, :h, :w]
-        mask = prediction.mask[index, :h, :w] if work.job.options.mask else None
+        if work.tiles is None:
+            enhanced, mask = work.outputs[0]
+            enhanced, mask = enhanced[:h, :w], mask[:h, :w]
+        else:
+            order = range(len(work.tiles))
+            enhanced, mask = tiling.stitch(
+                np.stack([work.outputs[i][0] for i in order]),
+                np.stack([work.outputs[i][1] for i in order]),
+                work.tiles,
+                h,
+                w,
+                self.settings.tile_overlap_px,
+            )
+        return enhanced, (mask if work.job.options.mask else None)
+
+    async def _complete(self, work: Work) -> None:
+        work.finished = True
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        image_bytes, mask_bytes = await loop.run_in_executor(
-            self._pool, self._encode, work.job, enhanced, mask
-        )
+        image_bytes, mask_bytes = await loop.run_in_executor(self._pool, self._encode, work)
         metrics.CODEC.labels("encode").observe(time.perf_counter() - started)
         result = JobResult(
             id=work.job.id,
@@ -286,22 +321,29 @@ class Worker:
             image=image_bytes,
             image_content_type=imaging.CONTENT_TYPES[work.job.options.format],
             mask=mask_bytes,
-            width=w,
-            height=h,
+            width=work.width,
+            height=work.height,
             model_name=self.model.name,
-            model_version=prediction.model_version,
+            model_version=work.model_version,
             queue_ms=float(work.started_ms - work.job.enqueued_at_ms),
-            inference_ms=prediction.inference_ms,
+            inference_ms=work.inference_ms,
             worker=self.name,
         )
         await self._finish(work.entry_id, work.job, result)
 
-    def _encode(self, job: Job, enhanced: U8, mask: U8 | None) -> tuple[bytes, bytes | None]:
-        s = self.settings
+    async def _fail_work(self, work: Work, exc: ServiceError) -> None:
+        if not work.finished:
+            work.finished = True
+            await self._fail(work.entry_id, work.job, exc)
+
+    def _encode(self, work: Work) -> tuple[bytes, bytes | None]:
+        s, job = self.settings, work.job
+        enhanced, mask = self._assemble(work)
         image = imaging.encode_image(
             np.ascontiguousarray(enhanced),
             job.options.format,
             quality=job.options.quality,
+            exif=work.exif,
             png_compress_level=s.png_compress_level,
             jpeg_quality=s.jpeg_quality,
             webp_quality=s.webp_quality,

@@ -8,7 +8,7 @@ from fastapi import Depends, File, Form, Query, Request, UploadFile
 
 from service.api.schemas import Problem
 from service.errors import MissingImage, PayloadTooLarge
-from service.imaging import OutputFormat
+from service.imaging import MetadataPolicy, OutputFormat
 from service.queue.jobs import EnhanceOptions
 
 ImageFile = Annotated[
@@ -28,12 +28,22 @@ def enhance_options(
     mask_f: Annotated[bool | None, Form(alias="mask")] = None,
     format_f: Annotated[OutputFormat | None, Form(alias="format")] = None,
     quality_f: Annotated[int | None, Form(alias="quality", ge=1, le=100)] = None,
+    metadata_q: Annotated[
+        MetadataPolicy | None,
+        Query(
+            alias="metadata",
+            description="strip (default): no metadata; keep: EXIF without location; "
+            "keep-all: EXIF with location",
+        ),
+    ] = None,
+    metadata_f: Annotated[MetadataPolicy | None, Form(alias="metadata")] = None,
 ) -> EnhanceOptions:
     """Options as query parameters or form fields; a form field wins when both are given."""
     return EnhanceOptions(
         mask=mask_f if mask_f is not None else bool(mask_q),
         format=format_f or format_q or "png",
         quality=quality_f if quality_f is not None else quality_q,
+        metadata=metadata_f or metadata_q or "strip",
     )
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.imaging import OutputFormat
+from service.imaging import MetadataPolicy, OutputFormat
 
 
 def new_job_id() -> str:
@@ -31,6 +31,7 @@ class EnhanceOptions(BaseModel):
     mask: bool = False
     format: OutputFormat = "png"
     quality: int | None = Field(None, ge=1, le=100)
+    metadata: MetadataPolicy = "strip"
 
 
 class Job(BaseModel):

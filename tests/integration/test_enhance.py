@@ -155,3 +155,33 @@ def test_web_page_is_served_without_external_assets(stack: Stack) -> None:
     assert "http://" not in page.text and "https://" not in page.text
     for asset in ("/static/app.js", "/static/style.css"):
         assert stack.client.get(asset).status_code == 200
+
+
+def test_twelve_megapixel_photo_comes_back_full_size(stack: Stack) -> None:
+    data = encode(dark_scene(3000, 4000, seed=12), "JPEG", quality=90)
+    r = stack.client.post("/enhance?format=jpeg&mask=true", files={"image": ("big.jpg", data)})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["width"], body["height"]) == (4000, 3000)
+    assert decode(base64.b64decode(body["image"]["data"])).shape == (3000, 4000, 3)
+    assert decode(base64.b64decode(body["mask"]["data"])).shape == (3000, 4000)
+
+
+def test_metadata_is_stripped_unless_asked(stack: Stack) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0)}
+    data = encode(dark_scene(40, 60), "JPEG", exif=exif.tobytes())
+
+    def exif_back(metadata: str) -> Image.Exif:
+        r = stack.client.post(
+            f"/enhance?format=jpeg&metadata={metadata}", files={"image": ("m.jpg", data)}
+        )
+        assert r.status_code == 200
+        with Image.open(io.BytesIO(r.content)) as im:
+            return im.getexif()
+
+    assert len(exif_back("strip")) == 0
+    kept = exif_back("keep")
+    assert kept.get(0x010F) == "TestCam" and 0x8825 not in kept
+    assert 0x8825 in exif_back("keep-all")

@@ -151,3 +151,54 @@ def test_any_small_image_decodes_to_its_size(h: int, w: int, fmt: str, seed: int
     rgb = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
     out = imaging.decode_rgb(encode(rgb, fmt))
     assert out.shape == (h, w, 3)
+
+
+def _jpeg_with_exif() -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"  # Make
+    exif[0x0112] = 6  # orientation
+    exif[0x8825] = {1: "N", 2: (52.0, 31.0, 12.0)}  # GPS IFD
+    return encode(dark_scene(30, 50), "JPEG", exif=exif.tobytes())
+
+
+def _exif_of(data: bytes) -> Image.Exif:
+    with Image.open(io.BytesIO(data)) as im:
+        return im.getexif()
+
+
+@pytest.mark.parametrize(
+    ("policy", "make", "gps"),
+    [("strip", None, False), ("keep", "TestCam", False), ("keep-all", "TestCam", True)],
+)
+def test_metadata_policy(policy: imaging.MetadataPolicy, make: str | None, gps: bool) -> None:
+    decoded = imaging.decode(_jpeg_with_exif(), policy)
+    assert decoded.rgb.shape == (50, 30, 3)  # upright
+    out = imaging.encode_image(
+        decoded.rgb,
+        "jpeg",
+        quality=90,
+        exif=decoded.exif,
+        png_compress_level=1,
+        jpeg_quality=90,
+        webp_quality=80,
+    )
+    exif = _exif_of(out)
+    assert exif.get(0x010F) == make
+    assert (0x8825 in exif) is gps
+    if make:
+        assert exif.get(0x0112) == 1  # pixels are upright: no stale rotation
+
+
+def test_icc_profile_is_converted_to_srgb() -> None:
+    from PIL import ImageCms
+
+    rgb = dark_scene(20, 30, peak=200)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    out = imaging.decode_rgb(encode(rgb, "PNG", icc_profile=srgb))
+    assert np.abs(out.astype(int) - rgb).max() <= 3
+
+
+def test_broken_icc_profile_is_ignored() -> None:
+    rgb = dark_scene(20, 30)
+    out = imaging.decode_rgb(encode(rgb, "PNG", icc_profile=b"not a profile"))
+    assert (out == rgb).all()
