@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 from service.config import Settings, get_settings
 
@@ -85,26 +84,9 @@ def cmd_triton(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_enhance(settings: Settings, args: argparse.Namespace) -> int:
-    import base64
-    import json
+    from service import cli_enhance
 
-    import httpx
-
-    url = args.url or f"http://{settings.host}:{settings.port}"
-    params = {"mask": "true" if args.mask else "false", "format": args.format}
-    data = Path(args.photo).read_bytes()
-    with httpx.Client(timeout=settings.request_deadline_s + 5) as client:
-        reply = client.post(f"{url}/v1/enhance", params=params, files={"image": (args.photo, data)})
-    if reply.status_code != 200:
-        print(f"error {reply.status_code}: {reply.text}", file=sys.stderr)
-        return 1
-    if args.mask:
-        body = json.loads(reply.content)
-        Path(args.output).write_bytes(base64.b64decode(body["image"]["data"]))
-        Path(args.mask).write_bytes(base64.b64decode(body["mask"]["data"]))
-    else:
-        Path(args.output).write_bytes(reply.content)
-    return 0
+    return cli_enhance.run(args, f"http://{settings.host}:{settings.port}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,12 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("gateway", help="the HTTP gateway (uvicorn)")
     sub.add_parser("worker", help="a batching worker")
     sub.add_parser("triton", help="a local tritonserver on model_repository/")
-    enhance = sub.add_parser("enhance", help="enhance one photo through a running service")
-    enhance.add_argument("photo")
-    enhance.add_argument("-o", "--output", required=True)
-    enhance.add_argument("--mask", help="also write the segmentation mask PNG here")
-    enhance.add_argument("--format", default="png", choices=["png", "jpeg", "webp"])
-    enhance.add_argument("--url", help="service base URL (default: the configured host and port)")
+    from service import cli_enhance
+
+    cli_enhance.add_arguments(
+        sub.add_parser("enhance", help="enhance a photo or a folder through a running service")
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     _logging(settings)

@@ -1,0 +1,52 @@
+"""The client's retry policy, against a scripted transport (the server side is tested for real)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from service.client import RetryPolicy, SllenClient, SllenError
+
+
+def _scripted(*responses: httpx.Response) -> tuple[httpx.MockTransport, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+    queue = list(responses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return queue.pop(0)
+
+    return httpx.MockTransport(handler), seen
+
+
+def test_retry_after_is_honoured() -> None:
+    policy = RetryPolicy(attempts=3, backoff_s=10, backoff_max_s=60)
+    assert policy.delay_s(1, httpx.Response(503, headers={"Retry-After": "2"})) == 2.0
+    assert policy.delay_s(1, httpx.Response(400)) is None
+    assert policy.delay_s(3, httpx.Response(503)) is None  # attempts used up
+    assert 5.0 <= policy.delay_s(1, None) <= 10.0  # type: ignore[operator]
+
+
+def test_client_retries_transient_answers_then_succeeds() -> None:
+    transport, seen = _scripted(
+        httpx.Response(503, headers={"Retry-After": "0"}, json={"code": "overloaded"}),
+        httpx.Response(429, headers={"Retry-After": "0"}, json={"code": "rate_limited"}),
+        httpx.Response(200, content=b"PNG", headers={"content-type": "image/png"}),
+    )
+    with SllenClient("http://svc", transport=transport, api_key="k") as client:
+        result = client.enhance(b"photo-bytes", format="png")
+    assert result.image == b"PNG" and len(seen) == 3
+    assert seen[0].headers["authorization"] == "Bearer k"
+
+
+def test_client_raises_the_problem_of_a_permanent_error() -> None:
+    transport, seen = _scripted(
+        httpx.Response(415, json={"code": "unsupported_media_type", "detail": "not an image"})
+    )
+    with (
+        SllenClient("http://svc", transport=transport) as client,
+        pytest.raises(SllenError) as info,
+    ):
+        client.enhance(b"x")
+    assert info.value.status == 415 and info.value.problem["code"] == "unsupported_media_type"
+    assert len(seen) == 1
