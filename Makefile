@@ -43,8 +43,8 @@ test-integration: install-test
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: install-test
-	$(PY) -m ruff check service sllen tests
-	$(PY) -m ruff format --check service sllen tests
+	$(PY) -m ruff check service sllen tests benchmarks
+	$(PY) -m ruff format --check service sllen tests benchmarks
 	$(PY) -m mypy
 
 format: install-test
@@ -55,3 +55,16 @@ clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache
 
 -include mk/model.mk
+
+# Load test any deployment: `make loadtest LOAD_HOST=https://sllen.example` (default: `make run`).
+LOAD_HOST ?= http://127.0.0.1:$${SLLEN_PORT:-8000}
+.PHONY: loadtest bench
+loadtest: install-test
+	mkdir -p .run/loadtest
+	$(VENV)/bin/locust -f tests/load/locustfile.py --host $(LOAD_HOST) --headless \
+		--csv .run/loadtest/run --html .run/loadtest/report.html --only-summary
+	$(PY) -m benchmarks.summarise_locust .run/loadtest/run_stats.csv
+
+# Raw model vs the whole stack, on this machine, in one run (starts its own stack).
+bench: install-test
+	$(PY) -m benchmarks.bench

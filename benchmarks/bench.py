@@ -1,0 +1,256 @@
+"""`make bench`: the raw model against the whole stack, measured in one run on this machine.
+
+1. Raw model: ONNX Runtime on model_repository/sllen/1/model.onnx with the session options that
+   Triton's model.py uses; images/s at batch 1 and at the best batch, for 600x400 and 1920x1080.
+2. The whole stack (gateway, Redis, worker, Triton) started here on free ports: closed-loop clients
+   at concurrency 1, 4, 8, 16 posting a 600x400 JPEG; throughput and p50/p95/p99 latency.
+3. Ratios against (1) from the same run: stack throughput / raw throughput, and the latency the
+   stack adds at concurrency 1. Peak memory (VmHWM) of every component, and the model's GFLOPs per
+   megapixel against this CPU's fp32 peak.
+
+Figures go to stdout and .run/reports/bench.json. Everything shares this machine's cores (the
+load generator too), which is the deployment this measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+from benchmarks import machine
+from service.config import PROJECT_ROOT, Settings
+from service.local.supervisor import plan
+from tests.images import dark_scene, encode
+
+MODEL = PROJECT_ROOT / "model_repository" / "sllen" / "1" / "model.onnx"
+REPORT = PROJECT_ROOT / ".run" / "reports" / "bench.json"
+SIZES = {"600x400": (400, 600), "1920x1080": (1080, 1920)}
+
+
+def ort_session(threads: int = 0) -> ort.InferenceSession:
+    """The same options as model_repository/sllen/1/model.py."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")
+    return ort.InferenceSession(str(MODEL), options, providers=["CPUExecutionProvider"])
+
+
+def raw_throughput(
+    session: ort.InferenceSession, h: int, w: int, batch: int, seconds: float
+) -> dict[str, float]:
+    images = np.stack([dark_scene(h, w, seed=i) for i in range(batch)])
+    session.run(None, {"image": images})  # warm-up
+    times = []
+    stop_at = time.perf_counter() + seconds
+    while time.perf_counter() < stop_at or len(times) < 3:
+        started = time.perf_counter()
+        session.run(None, {"image": images})
+        times.append(time.perf_counter() - started)
+    mean_s = statistics.fmean(times)
+    return {"batch": batch, "images_per_s": batch / mean_s, "ms_per_batch": 1000 * mean_s}
+
+
+def measure_raw(seconds: float) -> dict[str, Any]:
+    session = ort_session()
+    out: dict[str, Any] = {}
+    for name, (h, w) in SIZES.items():
+        batches = [1, 2, 4, 8] if h * w < 1_000_000 else [1, 2, 4]
+        rows = [raw_throughput(session, h, w, b, seconds) for b in batches]
+        best = max(rows, key=lambda r: r["images_per_s"])
+        out[name] = {"batch1": rows[0], "best": best, "all": rows}
+        print(
+            f"raw ORT {name}: batch 1 {rows[0]['images_per_s']:.2f} img/s "
+            f"({rows[0]['ms_per_batch']:.1f} ms); best batch {best['batch']}: "
+            f"{best['images_per_s']:.2f} img/s",
+            flush=True,
+        )
+    return out
+
+
+class Stack:
+    """Redis, Triton, one worker and the gateway, exactly as `sllen run` starts them."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def __enter__(self) -> Stack:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for child in plan(self.settings):
+            log = (self.log_dir / f"{child.name}.log").open("wb")
+            self.procs[child.name] = subprocess.Popen(
+                child.argv, env=child.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        url = f"http://127.0.0.1:{self.settings.port}/readyz"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.__exit__()
+        raise RuntimeError(f"the stack did not become ready; logs in {self.log_dir}")
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in reversed(list(self.procs.values())):
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """VmHWM of each component (Triton's python-backend stub is its own process)."""
+        peaks = {name: machine.peak_rss_mb(p.pid) for name, p in self.procs.items()}
+        triton = self.procs.get("triton")
+        if triton is not None:
+            stubs = machine.descendants(triton.pid)
+            peaks["triton-python-stub"] = sum(machine.peak_rss_mb(pid) for pid in stubs)
+        return peaks
+
+
+async def closed_loop(url: str, photo: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        for _ in range(2):  # warm-up
+            await client.post(
+                "/v1/enhance?format=jpeg", content=photo, headers={"content-type": "image/jpeg"}
+            )
+        stop_at = time.perf_counter() + seconds
+
+        async def loop() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                started = time.perf_counter()
+                r = await client.post(
+                    "/v1/enhance?format=jpeg", content=photo, headers={"content-type": "image/jpeg"}
+                )
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [latencies[0]] * 99
+    return {
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "images_per_s": len(latencies) / elapsed,
+        "p50_ms": 1000 * q[49],
+        "p95_ms": 1000 * q[94],
+        "p99_ms": 1000 * q[98],
+        "mean_ms": 1000 * statistics.fmean(latencies),
+    }
+
+
+def measure_stack(seconds: float, workers: int) -> tuple[list[dict[str, float]], dict[str, float]]:
+    port = machine.free_port()
+    settings = Settings(
+        port=port,
+        redis_port=machine.free_port(),
+        triton_grpc_port=machine.free_port(),
+        triton_http_port=machine.free_port(),
+        triton_metrics_port=machine.free_port(),
+        state_dir=PROJECT_ROOT / ".run" / "bench",
+        workers=workers,
+        log_level="WARNING",
+    )
+    photo = encode(dark_scene(400, 600, seed=1), "JPEG", quality=90)
+    rows = []
+    with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs") as stack:
+        for concurrency in (1, 4, 8, 16):
+            row = asyncio.run(closed_loop(f"http://127.0.0.1:{port}", photo, concurrency, seconds))
+            rows.append(row)
+            print(
+                f"stack 600x400 c={concurrency:>2}: {row['images_per_s']:.2f} img/s"
+                f"  p50 {row['p50_ms']:.0f} ms"
+                f"  p95 {row['p95_ms']:.0f} ms  p99 {row['p99_ms']:.0f} ms  errors {row['errors']}",
+                flush=True,
+            )
+        memory = stack.peak_rss_mb()
+    return rows, memory
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    cpu = machine.cpu_info()
+    print(
+        f"machine: {cpu['model']}, {cpu['cores']} cores;"
+        f" fp32 peak ~{cpu['fp32_peak_gflops']:.0f} GFLOP/s",
+        flush=True,
+    )
+    raw = measure_raw(args.seconds)
+    stack_rows, memory = measure_stack(args.seconds, args.workers)
+    raw_600 = raw["600x400"]
+    best_stack = max(stack_rows, key=lambda r: r["images_per_s"])
+    gflops_mp = machine.model_gflops_per_mp()
+    report = {
+        "machine": cpu,
+        "raw": raw,
+        "stack": stack_rows,
+        "peak_rss_mb": memory,
+        "ratios": {
+            "stack_over_raw_best_throughput": best_stack["images_per_s"]
+            / raw_600["best"]["images_per_s"],
+            "stack_over_raw_batch1_throughput_c1": stack_rows[0]["images_per_s"]
+            / raw_600["batch1"]["images_per_s"],
+            "added_latency_ms_c1": stack_rows[0]["p50_ms"] - raw_600["batch1"]["ms_per_batch"],
+        },
+        "model": {"gflops_per_mp": gflops_mp},
+    }
+    if gflops_mp:
+        achieved = gflops_mp * 0.24 * raw_600["best"]["images_per_s"]
+        report["model"]["achieved_gflops"] = achieved
+        report["model"]["fraction_of_peak"] = achieved / cpu["fp32_peak_gflops"]
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(report, indent=2))
+    r = report["ratios"]
+    print("\n== ratios (same run, same machine)")
+    print(
+        "stack throughput / raw throughput (600x400, best of each): "
+        f"{r['stack_over_raw_best_throughput']:.2f}"
+        f"  (stack c={best_stack['concurrency']}, raw batch {raw_600['best']['batch']})"
+    )
+    print(f"stack c=1 / raw batch 1 throughput: {r['stack_over_raw_batch1_throughput_c1']:.2f}")
+    print(
+        "latency the stack adds at concurrency 1 (p50 - raw batch-1 mean): "
+        f"{r['added_latency_ms_c1']:.1f} ms"
+    )
+    print("peak RSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
+    if gflops_mp:
+        print(
+            f"model: {gflops_mp:.1f} GFLOPs/MP; raw best "
+            f"{report['model']['achieved_gflops']:.1f} GFLOP/s = "
+            f"{100 * report['model']['fraction_of_peak']:.1f}% of the fp32 peak"
+        )
+    print(f"report: {REPORT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
