@@ -8,10 +8,10 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    rows = list(csv.DictReader(Path(argv[0]).open()))
-    print(
-        f"{'name':<28} {'reqs':>6} {'fail':>5} {'rps':>6} {'p50':>6} {'p95':>6} {'p99':>6} {'max':>7}"
-    )
+    with Path(argv[0]).open() as f:
+        rows = list(csv.DictReader(f))
+    head = ("reqs", "fail", "rps", "p50", "p95", "p99")
+    print(f"{'name':<28} " + " ".join(f"{h:>6}" for h in head) + f" {'max':>7}")
     for row in rows:
         print(
             f"{row['Name'][:28]:<28} {row['Request Count']:>6} {row['Failure Count']:>5} "
