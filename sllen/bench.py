@@ -1,0 +1,58 @@
+"""Parameters, GFLOPs per megapixel and ONNX Runtime latency for each variant.
+
+    python -m sllen.bench [--variants small large] [--threads 2] [--size 400x600]
+
+Latency is the median of timed runs of the exported (random-weight) deploy graph on one
+uint8 image, after warm-up, with ``threads`` intra-op threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from sllen.deploy import INPUT_NAME
+from sllen.export import export_bytes, gflops_per_mp, make_session
+from sllen.model import SLLEN, VARIANTS, build
+
+
+def ort_ms(net: SLLEN, h: int, w: int, threads: int, runs: int = 15) -> float:
+    session = make_session(export_bytes(net), threads)
+    image = np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+    for _ in range(3):
+        session.run(None, {INPUT_NAME: image})
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        session.run(None, {INPUT_NAME: image})
+        times.append(time.perf_counter() - t)
+    return 1000.0 * float(np.median(times))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="SLLEN variant cost table")
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", default="400x600", help="HxW")
+    args = parser.parse_args(argv)
+    h, w = (int(v) for v in args.size.split("x"))
+    torch.set_num_threads(args.threads)
+    warnings.simplefilter("ignore")
+    for name in args.variants:
+        net = build(VARIANTS[name]).eval()
+        row = {
+            "variant": name,
+            "params": sum(p.numel() for p in net.parameters()),
+            "gflops_per_mp": round(gflops_per_mp(net), 2),
+            f"ort_ms_{h}x{w}_{args.threads}t": round(ort_ms(net, h, w, args.threads), 1),
+        }
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""Training data: SICE exposure pairs and CamVid (dark, normal, label) triplets.
+
+Everything is decoded once into uint8 arrays in memory and sampled in-process, so both
+CPU cores stay on the network. Data is read from ``<repo>/../shared/data`` (read-only);
+nothing from it is ever written into the repository, only a small run-index cache
+under ``.cache/``.
+
+SICE has no sequence index: runs of consecutive ids are one tripod scene at rising
+exposure. A run ends at an id gap or where the gradient-magnitude correlation between
+neighbouring (downscaled, mean-normalised) frames drops below ``RUN_BREAK_CORR``.
+Pairs are (under-exposed frame, the well-exposed frame of its run nearest luma 120),
+kept only if the two frames also correlate directly. Validation is a deterministic
+subset of runs (scenes), never of frames.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from sllen.model import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data"
+CACHE_DIR = REPO_ROOT / ".cache"
+
+THUMB = 64
+RUN_BREAK_CORR = 0.45
+PAIR_MIN_CORR = 0.5
+LOW_LUMA = (4.0, 45.0)
+HIGH_LUMA = (90.0, 170.0)
+TARGET_LUMA = 120.0
+
+# SegNet median-frequency weights, CamVid ids 0..10.
+CAMVID_CLASS_WEIGHTS = (
+    0.2595,
+    0.1826,
+    4.5640,
+    0.1417,
+    0.9051,
+    0.3826,
+    9.6446,
+    1.8418,
+    0.6823,
+    6.2478,
+    7.3614,
+)
+DUSK_PREFIX = "0001TP_"
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of uint8/float RGB [..., 3] -> [...] (same scale as the input)."""
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def load_many(paths: list[Path], threads: int = 2) -> np.ndarray:
+    """Decode images of one size into a uint8 [N, H, W, C] array."""
+    with ThreadPoolExecutor(threads) as ex:
+        return np.stack(list(ex.map(load_rgb, paths)))
+
+
+# --------------------------------------------------------------------------- SICE runs
+
+
+def _thumb(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        im.draft("L", (THUMB, THUMB))
+        g = im.convert("L").resize((THUMB, THUMB), Image.Resampling.BILINEAR)
+    return np.asarray(g, dtype=np.float32)
+
+
+def grad_corr(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of gradient magnitudes of two mean-normalised grayscale thumbnails."""
+
+    def gm(x: np.ndarray) -> np.ndarray:
+        gy, gx = np.gradient(x / (x.mean() + 1.0))
+        return np.hypot(gx, gy).ravel()
+
+    return float(np.corrcoef(gm(a), gm(b))[0, 1])
+
+
+@dataclass(frozen=True)
+class SiceIndex:
+    ids: list[int]
+    lumas: list[float]  # mean luma of each id, 0..255
+    runs: list[list[int]]  # ids, grouped by scene
+    pairs: list[tuple[int, int]]  # (low id, high id)
+
+
+def _segment_runs(ids: list[int], thumbs: list[np.ndarray]) -> list[list[int]]:
+    runs: list[list[int]] = [[ids[0]]]
+    for k in range(1, len(ids)):
+        gap = ids[k] != ids[k - 1] + 1
+        if gap or grad_corr(thumbs[k - 1], thumbs[k]) < RUN_BREAK_CORR:
+            runs.append([])
+        runs[-1].append(ids[k])
+    return runs
+
+
+def _pairs(
+    runs: list[list[int]], luma_of: dict[int, float], thumb_of: dict[int, np.ndarray]
+) -> list[tuple[int, int]]:
+    pairs = []
+    for run in runs:
+        highs = [i for i in run if HIGH_LUMA[0] <= luma_of[i] <= HIGH_LUMA[1]]
+        if not highs:
+            continue
+        high = min(highs, key=lambda i: abs(luma_of[i] - TARGET_LUMA))
+        for low in run:
+            dark = LOW_LUMA[0] <= luma_of[low] <= LOW_LUMA[1]
+            # A direct check guards against two scenes merged into one run.
+            if dark and grad_corr(thumb_of[low], thumb_of[high]) >= PAIR_MIN_CORR:
+                pairs.append((low, high))
+    return pairs
+
+
+def scan_sice(root: Path) -> SiceIndex:
+    """Segment SICE into runs and pairs; cached in .cache/ keyed by the file list."""
+    ids = sorted(int(p.stem) for p in root.glob("*.jpg"))
+    key = hashlib.sha1(json.dumps([str(root), ids, RUN_BREAK_CORR, PAIR_MIN_CORR]).encode())
+    cache = CACHE_DIR / f"sice_index_{key.hexdigest()[:12]}.json"
+    if cache.exists():
+        d = json.loads(cache.read_text())
+        return SiceIndex(d["ids"], d["lumas"], d["runs"], [tuple(p) for p in d["pairs"]])
+    with ThreadPoolExecutor(2) as ex:
+        thumbs = list(ex.map(_thumb, [root / f"{i}.jpg" for i in ids]))
+    lumas = [float(t.mean()) for t in thumbs]
+    runs = _segment_runs(ids, thumbs)
+    pairs = _pairs(runs, dict(zip(ids, lumas, strict=True)), dict(zip(ids, thumbs, strict=True)))
+    index = SiceIndex(ids, lumas, runs, pairs)
+    CACHE_DIR.mkdir(exist_ok=True)
+    cache.write_text(json.dumps(index.__dict__))
+    log.info(
+        "SICE: %d ids, %d runs, %d pairs (cached in %s)", len(ids), len(runs), len(pairs), cache
+    )
+    return index
+
+
+def is_val_run(run: list[int], val_fraction: float) -> bool:
+    """Deterministic scene split: a hash of the run's first id, not its position."""
+    return zlib.crc32(str(run[0]).encode()) % 1000 < val_fraction * 1000
+
+
+def split_pairs(index: SiceIndex, val_fraction: float, val: bool) -> list[tuple[int, int]]:
+    run_of = {i: k for k, run in enumerate(index.runs) for i in run}
+    return [p for p in index.pairs if is_val_run(index.runs[run_of[p[0]]], val_fraction) == val]
+
+
+class SicePairs:
+    """SICE pairs in memory: ``images`` uint8 [M, H, W, 3]; pair k = (low_idx[k], high_idx[k])."""
+
+    def __init__(self, images: np.ndarray, low_idx: np.ndarray, high_idx: np.ndarray) -> None:
+        self.images = images
+        self.low_idx = low_idx
+        self.high_idx = high_idx
+
+    @classmethod
+    def load(cls, root: Path, val_fraction: float, val: bool) -> SicePairs:
+        pairs = split_pairs(scan_sice(root), val_fraction, val)
+        needed = sorted({i for p in pairs for i in p})
+        slot = {i: k for k, i in enumerate(needed)}
+        images = load_many([root / f"{i}.jpg" for i in needed])  # [M, 512, 512, 3]
+        log.info(
+            "SICE %s: %d pairs from %d images", "val" if val else "train", len(pairs), len(needed)
+        )
+        return cls(
+            images, np.array([slot[a] for a, _ in pairs]), np.array([slot[b] for _, b in pairs])
+        )
+
+    def __len__(self) -> int:
+        return len(self.low_idx)
+
+    def pair(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.images[self.low_idx[k]], self.images[self.high_idx[k]]
+
+    def sample(self, rng: np.random.Generator, batch: int, crop: int) -> tuple[Tensor, Tensor]:
+        """Random aligned crops with flips -> (low, high) float [B, 3, crop, crop] in [0, 1]."""
+        ks = rng.integers(0, len(self), size=batch)
+        lows, highs = [], []
+        for k in ks:
+            low, high = self.pair(int(k))
+            sl = _random_crop(rng, low.shape[0], low.shape[1], crop)
+            flip = _random_flip(rng)
+            lows.append(flip(low[sl]))
+            highs.append(flip(high[sl]))
+        return to_tensor(np.stack(lows)), to_tensor(np.stack(highs))
+
+
+# --------------------------------------------------------------------------- CamVid
+
+
+class CamVid:
+    """CamVid split in memory: ``images`` uint8 [N, 360, 480, 3], ``labels`` uint8 [N, 360, 480]."""
+
+    def __init__(self, names: list[str], images: np.ndarray, labels: np.ndarray) -> None:
+        self.names = names
+        self.images = images
+        self.labels = labels
+        self.dusk = np.array([n.startswith(DUSK_PREFIX) for n in names])
+
+    @classmethod
+    def load(cls, root: Path, split: str) -> CamVid:
+        paths = sorted((root / split).glob("*.png"))
+        names = [p.name for p in paths]
+        labels = load_many([root / f"{split}annot" / n for n in names])[..., 0]
+        data = cls(names, load_many(paths), labels)
+        log.info("CamVid %s: %d images (%d dusk)", split, len(paths), int(data.dusk.sum()))
+        return data
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def sample(
+        self, rng: np.random.Generator, batch: int, crop: int, daylight_only: bool = False
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """-> (images float [B, 3, c, c], labels int64 [B, c, c], dusk bool [B])."""
+        pool = np.flatnonzero(~self.dusk) if daylight_only else np.arange(len(self))
+        ks = rng.choice(pool, size=batch)
+        ims, labs = [], []
+        for k in ks:
+            sl = _random_crop(rng, self.images.shape[1], self.images.shape[2], crop)
+            flip = _random_flip(rng)
+            ims.append(flip(self.images[k][sl]))
+            labs.append(flip(self.labels[k][sl]))
+        labels = torch.from_numpy(np.stack(labs).astype(np.int64))
+        return to_tensor(np.stack(ims)), labels, torch.from_numpy(self.dusk[ks])
+
+
+def darken(x: Tensor, gen: torch.Generator, strength: float = 1.0) -> Tensor:
+    """LOL-v2-style synthetic low light on sRGB [B, 3, H, W] in [0, 1].
+
+    Per image: gamma in [1.5, 3.5], gain in [0.05, 0.35], then signal-dependent
+    Poisson-Gaussian noise and 8-bit quantisation. ``strength`` < 1 interpolates the
+    gamma and gain towards identity (for the already-dark dusk frames).
+    """
+    b = x.shape[0]
+
+    def u(lo: float, hi: float) -> Tensor:
+        return lo + (hi - lo) * torch.rand(b, 1, 1, 1, generator=gen)
+
+    gamma = 1.0 + strength * (u(1.5, 3.5) - 1.0)
+    gain = 1.0 + strength * (u(0.05, 0.35) - 1.0)
+    y = gain * x.clamp_min(0.0) ** gamma
+    shot, read = u(1e-4, 4e-3), u(5e-4, 8e-3)
+    y = y + torch.randn(y.shape, generator=gen) * torch.sqrt(shot * y + read**2)
+    return torch.round(y.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _random_crop(rng: np.random.Generator, h: int, w: int, crop: int) -> tuple[slice, slice]:
+    top = int(rng.integers(0, h - crop + 1))
+    left = int(rng.integers(0, w - crop + 1))
+    return slice(top, top + crop), slice(left, left + crop)
+
+
+def _random_flip(rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    h = bool(rng.integers(2))
+    return (lambda a: a[:, ::-1]) if h else (lambda a: a)
+
+
+def to_tensor(batch: np.ndarray) -> Tensor:
+    """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [0, 1] (channels_last memory)."""
+    t = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float() / 255.0
+    return t.contiguous(memory_format=torch.channels_last)
+
+
+def class_weights() -> Tensor:
+    return torch.tensor(CAMVID_CLASS_WEIGHTS, dtype=torch.float32)
+
+
+assert len(CAMVID_CLASS_WEIGHTS) == IGNORE_INDEX

@@ -1,0 +1,247 @@
+"""Export SLLEN to ONNX, check it against PyTorch with ONNX Runtime, then write it.
+
+    python -m sllen.export --checkpoint runs/small/last.pt \
+        --out model_repository/sllen/1/model.onnx
+
+Tolerance (stated, checked on random uint8 images of odd sizes):
+  * ``enhanced``: at least 99.9 % of values within 1 (of 255) of PyTorch, none beyond 8;
+  * ``mask``: at least 99.5 % of pixels agree.
+The file is only written (atomically) when the check passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from sllen.deploy import INPUT_NAME, OUTPUT_NAMES, DeployWrapper
+from sllen.model import SLLEN, VARIANTS, NetConfig, build
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+VERSION = "sllen-0.1"
+ENHANCED_WITHIN_1_MIN = 0.999
+ENHANCED_MAX_DIFF = 8
+MASK_AGREE_MIN = 0.995
+CHECK_SIZES: tuple[tuple[int, int], ...] = ((37, 53), (400, 600), (64, 33))
+
+
+class ExportCheckError(RuntimeError):
+    """ONNX Runtime output disagrees with PyTorch beyond the stated tolerance."""
+
+
+@dataclass(frozen=True)
+class Agreement:
+    enhanced_within_1: float
+    enhanced_max_diff: int
+    mask_agree: float
+
+    def ok(self) -> bool:
+        return (
+            self.enhanced_within_1 >= ENHANCED_WITHIN_1_MIN
+            and self.enhanced_max_diff <= ENHANCED_MAX_DIFF
+            and self.mask_agree >= MASK_AGREE_MIN
+        )
+
+
+def export_bytes(net: SLLEN) -> bytes:
+    """Trace the deploy wrapper with the legacy TorchScript exporter (opset 17)."""
+    wrapper = DeployWrapper(net).eval()
+    dummy = torch.randint(0, 256, (1, 64, 96, 3), dtype=torch.uint8)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        with torch.no_grad(), warnings.catch_warnings():
+            # The legacy exporter warns that it is deprecated; it is the TRT-friendly path.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                wrapper,
+                (dummy,),
+                str(path),
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes={
+                    INPUT_NAME: {0: "N", 1: "H", 2: "W"},
+                    OUTPUT_NAMES[0]: {0: "N", 1: "H", 2: "W"},
+                    OUTPUT_NAMES[1]: {0: "N", 1: "H", 2: "W"},
+                },
+                opset_version=OPSET,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        model = onnx.load(str(path))
+    # The channel axis is 3 by contract; tracing leaves it symbolic after the transpose.
+    model.graph.output[0].type.tensor_type.shape.dim[3].dim_value = 3
+    data = model.SerializeToString()
+    onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    return data
+
+
+def make_session(data: bytes, threads: int = 2) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def compare(net: SLLEN, session: ort.InferenceSession, image: np.ndarray) -> Agreement:
+    """image: uint8 [N, H, W, 3]; runs both and measures agreement."""
+    with torch.no_grad():
+        ref_e, ref_m = DeployWrapper(net).eval()(torch.from_numpy(image))
+    out_e, out_m = session.run(list(OUTPUT_NAMES), {INPUT_NAME: image})
+    if out_e.shape != image.shape or out_e.dtype != np.uint8:
+        raise ExportCheckError(f"enhanced has shape {out_e.shape} {out_e.dtype}")
+    if out_m.shape != image.shape[:3] or out_m.dtype != np.uint8:
+        raise ExportCheckError(f"mask has shape {out_m.shape} {out_m.dtype}")
+    diff = np.abs(out_e.astype(np.int16) - ref_e.numpy().astype(np.int16))
+    return Agreement(
+        enhanced_within_1=float((diff <= 1).mean()),
+        enhanced_max_diff=int(diff.max()),
+        mask_agree=float((out_m == ref_m.numpy()).mean()),
+    )
+
+
+def test_images(seed: int = 0) -> list[np.ndarray]:
+    """Random dark-ish uint8 images (smooth + noise, so curves and classes vary)."""
+    rng = np.random.default_rng(seed)
+    images = []
+    for h, w in CHECK_SIZES:
+        base = rng.integers(0, 80, size=(1, h // 8 + 1, w // 8 + 1, 3))
+        smooth = np.kron(base, np.ones((1, 8, 8, 1)))[:, :h, :w]
+        noise = rng.integers(0, 30, size=(1, h, w, 3))
+        images.append(np.clip(smooth + noise, 0, 255).astype(np.uint8))
+    images.append(rng.integers(0, 256, size=(2, 40, 72, 3), dtype=np.uint8))
+    return images
+
+
+def check(net: SLLEN, data: bytes) -> list[Agreement]:
+    session = make_session(data)
+    results = []
+    for image in test_images():
+        agreement = compare(net, session, image)
+        log.info("ORT vs torch on %s: %s", image.shape, agreement)
+        if not agreement.ok():
+            raise ExportCheckError(f"{image.shape}: {agreement}")
+        results.append(agreement)
+    return results
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; servers may run as another user
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Loaded:
+    net: SLLEN
+    config: NetConfig
+    variant: str
+    step: int
+    weights: str  # "ema", "model" or "random"
+
+
+def load_checkpoint(path: Path, use_ema: bool = True) -> Loaded:
+    """A training checkpoint (runs/<name>/last.pt) or an exported weights file."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    cfg = NetConfig.from_dict(ckpt["config"]["net"])
+    net = build(cfg)
+    key = "ema" if use_ema and ckpt.get("ema") is not None else "model"
+    net.load_state_dict(ckpt[key])
+    variant = str(ckpt["config"].get("variant") or "custom")
+    return Loaded(net.eval(), cfg, variant, int(ckpt.get("step", 0)), key)
+
+
+def export_to(net: SLLEN, out: Path) -> list[Agreement]:
+    net = net.eval().float()
+    data = export_bytes(net)
+    results = check(net, data)
+    write_atomic(out, data)
+    return results
+
+
+def gflops_per_mp(net: SLLEN, side: int = 512) -> float:
+    x = torch.rand(1, 3, side, side)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x)
+    return counter.get_total_flops() / 1e9 / (side * side / 1e6)
+
+
+def write_weights(weights_dir: Path, loaded: Loaded, onnx_sha256: str) -> None:
+    """weights/sllen_<variant>.pt (inference weights only) and its .meta.json."""
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    state = {k: v.detach().clone() for k, v in loaded.net.state_dict().items()}
+    cfg = {"net": asdict(loaded.config), "variant": loaded.variant}
+    torch.save({"config": cfg, "model": state, "step": loaded.step}, buf)
+    write_atomic(weights_dir / f"sllen_{loaded.variant}.pt", buf.getvalue())
+    meta = {
+        "version": f"{VERSION}+{loaded.variant}.s{loaded.step}",
+        "variant": loaded.variant,
+        "params": sum(p.numel() for p in loaded.net.parameters()),
+        "gflops_per_mp": round(gflops_per_mp(loaded.net), 2),
+        "train_steps": loaded.step,
+        "weights": loaded.weights,
+        "stride": loaded.net.stride,
+        "opset": OPSET,
+        "onnx_sha256": onnx_sha256,
+        "tolerance": {
+            "enhanced_within_1_min": ENHANCED_WITHIN_1_MIN,
+            "enhanced_max_diff": ENHANCED_MAX_DIFF,
+            "mask_agree_min": MASK_AGREE_MIN,
+        },
+    }
+    meta_path = weights_dir / f"sllen_{loaded.variant}.meta.json"
+    write_atomic(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Export SLLEN to a checked ONNX file")
+    parser.add_argument("--checkpoint", type=Path, help="runs/<name>/last.pt (EMA if present)")
+    parser.add_argument("--variant", default="small", help="without --checkpoint: random weights")
+    parser.add_argument("--out", type=Path, default=Path("model_repository/sllen/1/model.onnx"))
+    parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
+    parser.add_argument("--no-ema", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    if args.checkpoint is not None:
+        loaded = load_checkpoint(args.checkpoint, use_ema=not args.no_ema)
+    else:
+        cfg = VARIANTS[args.variant]
+        loaded = Loaded(build(cfg).eval(), cfg, args.variant, 0, "random")
+    results = export_to(loaded.net, args.out)
+    log.info("wrote %s (%d checks passed)", args.out, len(results))
+    if args.checkpoint is not None:
+        sha = hashlib.sha256(args.out.read_bytes()).hexdigest()
+        write_weights(args.weights_dir, loaded, sha)
+        log.info("wrote %s/sllen_%s.{pt,meta.json}", args.weights_dir, loaded.variant)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""SLLEN: semantic-aware low-light image enhancement (arXiv 2211.11571), CPU-sized.
+
+A shared encoder feeds two decoders:
+
+* SSaN (segmentation auxiliary network) predicts the 11 CamVid classes and exposes
+  HSF (an embedding of its class probabilities) and IEF (an intermediate decoder feature).
+* LLEmN (enhancement main network) is a U-Net-style decoder whose feature-enhancement
+  blocks modulate features with IEF (SFT: per-pixel scale and shift) and re-weight them
+  with attention computed from HSF (channel and spatial), then predicts per-pixel curve
+  parameters (Zero-DCE style) at half resolution that are applied to the full-res input.
+
+All spatial sizes must be multiples of ``SLLEN.stride``; the deploy wrapper pads to that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+NUM_CLASSES = 11
+IGNORE_INDEX = 11
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "lrelu": lambda: nn.LeakyReLU(0.1, inplace=True),
+    "silu": lambda: nn.SiLU(inplace=True),
+}
+
+OUTPUT_MODES = ("curve", "gain")
+
+
+def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1)
+
+
+def conv1x1(in_ch: int, out_ch: int) -> nn.Conv2d:
+    return nn.Conv2d(in_ch, out_ch, 1)
+
+
+def up(x: Tensor, factor: int) -> Tensor:
+    """Bilinear upsampling by an integer factor (an ONNX Resize with fixed scales)."""
+    return F.interpolate(x, scale_factor=float(factor), mode="bilinear", align_corners=False)
+
+
+class ResBlock(nn.Module):
+    """x + conv(act(conv(x))); no normalisation, so train and eval behave the same."""
+
+    def __init__(self, ch: int, act: str) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(ch, ch)
+        self.act = ACTIVATIONS[act]()
+        self.conv2 = conv3x3(ch, ch)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+class Encoder(nn.Module):
+    """Stages of (stride-2 conv, act, ResBlocks); stage i works at 1/2**(i+1)."""
+
+    def __init__(self, widths: tuple[int, ...], depths: tuple[int, ...], act: str) -> None:
+        super().__init__()
+        stages: list[nn.Module] = []
+        in_ch = 3
+        for width, depth in zip(widths, depths, strict=True):
+            layers: list[nn.Module] = [conv3x3(in_ch, width, stride=2), ACTIVATIONS[act]()]
+            layers += [ResBlock(width, act) for _ in range(depth)]
+            stages.append(nn.Sequential(*layers))
+            in_ch = width
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        # x: [B, 3, H, W] -> feats[i]: [B, widths[i], H / 2**(i+1), W / 2**(i+1)]
+        feats = []
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+@dataclass(frozen=True)
+class SegOutput:
+    logits: Tensor  # [B, 11, H/4, W/4]
+    hsf: Tensor | None  # [B, hsf_ch, H/4, W/4] high-level semantic feature (None: ablation)
+    ief: Tensor  # [B, seg_width, H/8, W/8] intermediate embedding feature
+
+
+class SegDecoder(nn.Module):
+    """SSaN: FPN-like top-down decoder from the deepest stage to 1/4 resolution."""
+
+    def __init__(
+        self, enc_widths: tuple[int, ...], width: int, hsf_ch: int, act: str, make_hsf: bool
+    ) -> None:
+        super().__init__()
+        # Levels used: stages 1..n-1 (1/4 .. 1/2**n); stage 0 (1/2) is left to LLEmN.
+        self.laterals = nn.ModuleList([conv1x1(w, width) for w in enc_widths[1:]])
+        self.blocks = nn.ModuleList(
+            [nn.Sequential(conv3x3(width, width), ACTIVATIONS[act]()) for _ in enc_widths[2:]]
+        )
+        self.classifier = conv1x1(width, NUM_CLASSES)
+        # Without semantics nothing consumes HSF, so it is not built (no dead parameters).
+        self.hsf = (
+            nn.Sequential(conv1x1(NUM_CLASSES, hsf_ch), ACTIVATIONS[act]()) if make_hsf else None
+        )
+
+    def forward(self, feats: list[Tensor]) -> SegOutput:
+        skips = feats[1:]  # skips[i]: [B, C_i, H / 2**(i+2), W / 2**(i+2)]
+        p = self.laterals[-1](skips[-1])  # [B, width, H/S, W/S]
+        ief = p
+        for i in range(len(skips) - 2, -1, -1):
+            p = self.blocks[i](up(p, 2) + self.laterals[i](skips[i]))
+            if i == 1:  # the 1/8 level: an intermediate decoder layer, not the output
+                ief = p
+        logits = self.classifier(p)  # [B, 11, H/4, W/4]
+        hsf = self.hsf(torch.softmax(logits, dim=1)) if self.hsf is not None else None
+        return SegOutput(logits=logits, hsf=hsf, ief=ief)
+
+
+class FeatureEnhanceBlock(nn.Module):
+    """Injects IEF by SFT and HSF by attention, fuses both, then a ResBlock."""
+
+    def __init__(self, ch: int, hsf_ch: int, ief_ch: int, act: str, use_semantics: bool) -> None:
+        super().__init__()
+        if use_semantics:
+            self.sft_shared = nn.Sequential(conv1x1(ief_ch, ch), ACTIVATIONS[act]())
+            self.sft_scale = conv1x1(ch, ch)
+            self.sft_shift = conv1x1(ch, ch)
+            self.att_channel = conv1x1(hsf_ch, ch)
+            self.att_spatial = conv3x3(hsf_ch, 1)
+            self.fuse = conv1x1(2 * ch, ch)
+        self.body = ResBlock(ch, act)
+
+    def forward(self, x: Tensor, hsf: Tensor | None, ief: Tensor | None) -> Tensor:
+        # x: [B, C, h, w]; hsf: [B, hsf_ch, h, w]; ief: [B, ief_ch, h, w]
+        if hsf is not None and ief is not None:
+            s = self.sft_shared(ief)
+            x_sft = x * (1.0 + self.sft_scale(s)) + self.sft_shift(s)
+            w_c = torch.sigmoid(self.att_channel(hsf.mean(dim=(2, 3), keepdim=True)))  # [B,C,1,1]
+            w_s = torch.sigmoid(self.att_spatial(hsf))  # [B, 1, h, w]
+            x_att = x * (w_c * w_s)
+            x = x + self.fuse(torch.cat([x_sft, x_att], dim=1))
+        return self.body(x)
+
+
+def resize_to_level(t: Tensor, t_level: int, level: int) -> Tensor:
+    """Move a map living at 1/2**t_level to 1/2**level (integer factors only)."""
+    if level == t_level:
+        return t
+    if level < t_level:
+        return up(t, 2 ** (t_level - level))
+    k = 2 ** (level - t_level)
+    return F.avg_pool2d(t, kernel_size=k, stride=k)
+
+
+class EnhanceDecoder(nn.Module):
+    """LLEmN decoder: upsample, add skip, FEB with HSF/IEF, down to 1/2 resolution."""
+
+    def __init__(
+        self,
+        enc_widths: tuple[int, ...],
+        dec_widths: tuple[int, ...],
+        hsf_ch: int,
+        ief_ch: int,
+        out_ch: int,
+        act: str,
+        use_semantics: bool,
+    ) -> None:
+        super().__init__()
+        assert len(dec_widths) == len(enc_widths) - 1
+        in_widths = (enc_widths[-1], *dec_widths[:-1])
+        skip_widths = enc_widths[-2::-1]  # skips from 1/2**(n-1) down to 1/2
+        self.reduce = nn.ModuleList(
+            [conv1x1(i, o) for i, o in zip(in_widths, dec_widths, strict=True)]
+        )
+        self.skips = nn.ModuleList(
+            [conv1x1(s, o) for s, o in zip(skip_widths, dec_widths, strict=True)]
+        )
+        self.act = ACTIVATIONS[act]()
+        self.use_semantics = use_semantics
+        self.blocks = nn.ModuleList(
+            [FeatureEnhanceBlock(o, hsf_ch, ief_ch, act, use_semantics) for o in dec_widths]
+        )
+        self.head = conv3x3(dec_widths[-1], out_ch)
+
+    def forward(self, feats: list[Tensor], seg: SegOutput) -> Tensor:
+        n = len(feats)
+        y = feats[-1]  # [B, C, H/2**n, W/2**n]
+        for i in range(n - 1):
+            level = n - 1 - i  # this step's output lives at 1/2**level
+            y = self.act(up(self.reduce[i](y), 2) + self.skips[i](feats[level - 1]))
+            if self.use_semantics and seg.hsf is not None:
+                y = self.blocks[i](
+                    y, resize_to_level(seg.hsf, 2, level), resize_to_level(seg.ief, 3, level)
+                )
+            else:
+                y = self.blocks[i](y, None, None)
+        return self.head(y)  # [B, out_ch, H/2, W/2]
+
+
+class SLLEN(nn.Module):
+    """Shared encoder + SSaN + LLEmN. forward = encode -> segment -> enhance."""
+
+    def __init__(
+        self,
+        enc_widths: tuple[int, ...] = (16, 32, 64, 96),
+        enc_depths: tuple[int, ...] = (1, 1, 2, 2),
+        seg_width: int = 32,
+        hsf_channels: int = 16,
+        dec_widths: tuple[int, ...] = (48, 32, 16),
+        act: str = "lrelu",
+        use_semantics: bool = True,
+        output_mode: str = "curve",
+        curve_iters: int = 8,
+        curve_maps: int = 2,
+    ) -> None:
+        super().__init__()
+        if len(enc_widths) < 3:
+            raise ValueError("need at least 3 encoder stages (IEF lives at 1/8)")
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {OUTPUT_MODES}")
+        self.stride = 2 ** len(enc_widths)
+        self.output_mode = output_mode
+        if curve_iters % curve_maps:
+            raise ValueError("curve_iters must be a multiple of curve_maps")
+        self.curve_iters = curve_iters
+        self.curve_maps = curve_maps
+        out_ch = 3 * curve_maps if output_mode == "curve" else 3
+        self.encoder = Encoder(tuple(enc_widths), tuple(enc_depths), act)
+        self.ssan = SegDecoder(tuple(enc_widths), seg_width, hsf_channels, act, use_semantics)
+        self.llemn = EnhanceDecoder(
+            tuple(enc_widths),
+            tuple(dec_widths),
+            hsf_channels,
+            seg_width,
+            out_ch,
+            act,
+            use_semantics,
+        )
+
+    def encode(self, x: Tensor) -> list[Tensor]:
+        return self.encoder(x)
+
+    def segment(self, feats: list[Tensor]) -> SegOutput:
+        return self.ssan(feats)
+
+    def enhance(self, x: Tensor, feats: list[Tensor], seg: SegOutput) -> Tensor:
+        """x: [B, 3, H, W] in [0, 1] -> enhanced [B, 3, H, W] (not clamped in gain mode)."""
+        params = up(self.llemn(feats, seg), 2)  # [B, out_ch, H, W]
+        if self.output_mode == "gain":
+            # Gain up to e^4 ~ 55x: enough for luma 4 -> 200.
+            return x * torch.exp(4.0 * torch.tanh(params))
+        alphas = torch.tanh(params)
+        y = x
+        per_map = self.curve_iters // self.curve_maps
+        for i in range(self.curve_iters):
+            j = i // per_map  # consecutive iterations share a map
+            a = alphas[:, 3 * j : 3 * j + 3]
+            y = y + a * y * (1.0 - y)  # LE(y) = y + a y (1 - y) stays in [0, 1]
+        return y
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x: [B, 3, H, W] in [0, 1] -> (enhanced [B, 3, H, W], logits [B, 11, H/4, W/4])."""
+        feats = self.encode(x)
+        seg = self.segment(feats)
+        return self.enhance(x, feats, seg), seg.logits
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Maps 1:1 onto SLLEN's constructor."""
+
+    enc_widths: tuple[int, ...] = (16, 32, 64, 96)
+    enc_depths: tuple[int, ...] = (1, 1, 2, 2)
+    seg_width: int = 32
+    hsf_channels: int = 16
+    dec_widths: tuple[int, ...] = (48, 32, 16)
+    act: str = "lrelu"
+    use_semantics: bool = True
+    output_mode: str = "curve"
+    curve_iters: int = 8
+    curve_maps: int = 2
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> NetConfig:
+        kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**kw)  # type: ignore[arg-type]
+
+
+VARIANTS: dict[str, NetConfig] = {
+    "small": NetConfig(),
+    "small_nosem": NetConfig(use_semantics=False),
+    "large": NetConfig(
+        enc_widths=(32, 64, 128, 192),
+        enc_depths=(1, 2, 3, 3),
+        seg_width=64,
+        hsf_channels=32,
+        dec_widths=(96, 64, 32),
+        curve_maps=4,
+    ),
+}
+DEFAULT_VARIANT = "small"
+
+
+def build(cfg: NetConfig) -> SLLEN:
+    return SLLEN(**cfg.__dict__)

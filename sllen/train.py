@@ -1,0 +1,410 @@
+"""Alternating training of SLLEN on CPU (bf16 autocast, channels_last).
+
+    python -m sllen.train --config configs/small.json --out runs/small [--minutes 35]
+
+Every ``seg_every``-th step is a segmentation step (encoder + SSaN, weighted CE on CamVid,
+mostly darkened); the others are enhancement steps (encoder + LLEmN fed with SSaN
+features): Charbonnier + (1 - SSIM) on SICE pairs or, with ``camvid_enh_prob``, on
+darkened CamVid with a semantic-consistency term (KL between SSaN's softmax on the
+enhanced image and on the normal-light image). SSaN's own weights only move in
+segmentation steps.
+
+``runs/<name>/last.pt`` holds weights, EMA weights and the resume state; it is written
+atomically every ``save_every_min`` minutes and at the end, and training resumes from it
+automatically. The resolved config is saved as ``runs/<name>/config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sllen import data as D
+from sllen.losses import charbonnier, semantic_kl, ssim
+from sllen.model import IGNORE_INDEX, SLLEN, VARIANTS, NetConfig, build, up
+
+log = logging.getLogger("sllen.train")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    variant: str = "small"
+    net: NetConfig = field(default_factory=NetConfig)
+    data_root: str = str(D.DEFAULT_DATA_ROOT)
+    crop: int = 256
+    batch_size: int = 8
+    steps: int = 20000
+    minutes: float = 0.0  # wall-clock budget; 0 = steps only. Whichever ends first.
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.02
+    warmup_steps: int = 150
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    ema_decay: float = 0.998
+    seg_every: int = 3  # 1 in seg_every steps is a segmentation step
+    camvid_enh_prob: float = 0.3
+    seg_dark_prob: float = 0.75  # daylight CamVid darkened in seg steps
+    w_charbonnier: float = 1.0
+    w_ssim: float = 0.5
+    w_semantic: float = 0.1
+    val_fraction: float = 0.12
+    threads: int = 2
+    bf16: bool = False  # measured: bf16 autocast is ~7x slower than fp32 on this CPU
+    seed: int = 0
+    log_every: int = 25
+    eval_every: int = 400
+    save_every_min: float = 3.0
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        variant = d.get("variant", cls.variant)
+        net = asdict(VARIANTS[variant]) | d.pop("net", {})
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown config keys: {sorted(unknown)}")
+        return cls(**d, net=NetConfig.from_dict(net))
+
+
+# --------------------------------------------------------------------------- state
+
+
+@dataclass
+class Data:
+    sice: D.SicePairs
+    sice_val: D.SicePairs
+    camvid: D.CamVid
+    weights: Tensor
+
+
+def load_data(cfg: TrainConfig) -> Data:
+    root = Path(cfg.data_root)
+    return Data(
+        sice=D.SicePairs.load(root / "sice", cfg.val_fraction, val=False),
+        sice_val=D.SicePairs.load(root / "sice", cfg.val_fraction, val=True),
+        camvid=D.CamVid.load(root / "camvid", "train"),
+        weights=D.class_weights(),
+    )
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+    )
+
+
+def progress(step: int, elapsed_s: float, cfg: TrainConfig) -> float:
+    p = step / cfg.steps
+    if cfg.minutes > 0:
+        p = max(p, elapsed_s / (cfg.minutes * 60.0))
+    return min(p, 1.0)
+
+
+def lr_at(step: int, prog: float, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine over the training progress (steps or time)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * prog))
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, step: int, decay: float) -> None:
+    d = min(decay, (1.0 + step) / (10.0 + step))
+    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(pm.detach(), 1.0 - d)
+
+
+def autocast(cfg: TrainConfig) -> contextlib.AbstractContextManager[Any]:
+    if cfg.bf16:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def seg_loss(model: SLLEN, x: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
+    seg = model.segment(model.encode(x))
+    with torch.autocast("cpu", enabled=False):
+        logits = up(seg.logits.float(), 4)  # [B, 11, H, W]
+        return F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE_INDEX)
+
+
+def seg_batch(
+    data: Data, cfg: TrainConfig, rng: np.random.Generator, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    x, labels, dusk = data.camvid.sample(rng, cfg.batch_size, cfg.crop)
+    dark = D.darken(x, gen)
+    light = D.darken(x, gen, strength=0.3)  # the dusk frames are dark already
+    use_dark = torch.rand(x.shape[0], 1, 1, 1, generator=gen) < cfg.seg_dark_prob
+    use_dark &= ~dusk.view(-1, 1, 1, 1)
+    x = torch.where(use_dark, dark, torch.where(dusk.view(-1, 1, 1, 1), light, x))
+    return x.contiguous(memory_format=torch.channels_last), labels
+
+
+def enh_loss(model: SLLEN, dark: Tensor, target: Tensor, cfg: TrainConfig) -> tuple[Tensor, Tensor]:
+    out, _ = model(dark)
+    with torch.autocast("cpu", enabled=False):  # SSIM's variances need fp32
+        out = out.float()
+        l_c = charbonnier(out, target)
+        l_s = 1.0 - ssim(out.clamp(0, 1), target)
+    return cfg.w_charbonnier * l_c + cfg.w_ssim * l_s, out
+
+
+def enh_step_loss(
+    model: SLLEN, data: Data, cfg: TrainConfig, rng: np.random.Generator, gen: torch.Generator
+) -> tuple[str, Tensor]:
+    if rng.random() >= cfg.camvid_enh_prob:
+        low, high = data.sice.sample(rng, cfg.batch_size, cfg.crop)
+        loss, _ = enh_loss(model, low, high, cfg)
+        return "sice", loss
+    normal, _, _ = data.camvid.sample(rng, cfg.batch_size, cfg.crop, daylight_only=True)
+    dark = D.darken(normal, gen).contiguous(memory_format=torch.channels_last)
+    loss, out = enh_loss(model, dark, normal, cfg)
+    with torch.no_grad():
+        ref = model.segment(model.encode(normal)).logits.float()
+    pred = model.segment(model.encode(out.clamp(0, 1))).logits.float()
+    with torch.autocast("cpu", enabled=False):
+        return "camvid", loss + cfg.w_semantic * semantic_kl(pred, ref)
+
+
+def train_step(
+    model: SLLEN,
+    opt: torch.optim.Optimizer,
+    data: Data,
+    cfg: TrainConfig,
+    step: int,
+    rng: np.random.Generator,
+    gen: torch.Generator,
+) -> tuple[str, float]:
+    opt.zero_grad(set_to_none=True)
+    with autocast(cfg):
+        if step % cfg.seg_every == 0:
+            x, labels = seg_batch(data, cfg, rng, gen)
+            kind, loss = "seg", seg_loss(model, x, labels, data.weights)
+        else:
+            kind, loss = enh_step_loss(model, data, cfg, rng, gen)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"step {step}: {kind} loss is {loss.item()}")
+    loss.backward()
+    if kind != "seg":
+        for p in model.ssan.parameters():  # SSaN only learns from segmentation steps
+            p.grad = None
+    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return kind, float(loss.item())
+
+
+# --------------------------------------------------------------------------- eval
+
+
+def psnr(a: Tensor, b: Tensor) -> float:
+    mse = float(((a - b) ** 2).mean())
+    return 10.0 * math.log10(1.0 / max(mse, 1e-10))
+
+
+@torch.no_grad()
+def evaluate(
+    model: SLLEN, pairs: D.SicePairs, cfg: TrainConfig, limit: int = 16
+) -> dict[str, float]:
+    """PSNR on full 512x512 SICE validation pairs (input PSNR for reference)."""
+    model.eval()
+    ps, ps_in = [], []
+    for k in range(min(limit, len(pairs))):
+        low, high = (D.to_tensor(a[None]) for a in pairs.pair(k))
+        with autocast(cfg):
+            out, _ = model(low)
+        out = torch.round(out.float().clamp(0, 1) * 255) / 255
+        ps.append(psnr(out, high))
+        ps_in.append(psnr(low, high))
+    model.train()
+    return {"psnr": float(np.mean(ps)), "psnr_input": float(np.mean(ps_in))}
+
+
+# --------------------------------------------------------------------------- checkpoint
+
+
+def save_atomic(obj: object, path: Path) -> None:
+    """torch.save to a temp file, fsync, rename. Any failure raises."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; servers may run as another user
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint(
+    model: SLLEN,
+    ema: SLLEN,
+    opt: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    step: int,
+    elapsed_s: float,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    return {
+        "config": json.loads(json.dumps(asdict(cfg))),
+        "model": model.state_dict(),
+        "ema": ema.state_dict(),
+        "step": step,
+        "resume": {
+            "optimizer": opt.state_dict(),
+            "elapsed_s": elapsed_s,
+            "rng": rng.bit_generator.state,
+        },
+    }
+
+
+# --------------------------------------------------------------------------- loop
+
+
+@dataclass
+class Meter:
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, v: float) -> None:
+        self.sums[kind] = self.sums.get(kind, 0.0) + v
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def line(self) -> str:
+        s = " ".join(f"{k}={self.sums[k] / self.counts[k]:.4f}" for k in sorted(self.sums))
+        self.sums.clear()
+        self.counts.clear()
+        return s
+
+
+def setup_logging(out: Path) -> None:
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for h in (logging.StreamHandler(sys.stdout), logging.FileHandler(out / "train.log")):
+        h.setFormatter(fmt)
+        root.addHandler(h)
+
+
+def resume_or_init(
+    out: Path, cfg: TrainConfig
+) -> tuple[SLLEN, SLLEN, torch.optim.AdamW, int, float, np.random.Generator]:
+    torch.manual_seed(cfg.seed)
+    model = build(cfg.net).to(memory_format=torch.channels_last)
+    ema = build(cfg.net).to(memory_format=torch.channels_last)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    opt = make_optimizer(model, cfg)
+    rng = np.random.default_rng(cfg.seed)
+    step, elapsed = 0, 0.0
+    last = out / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        ema.load_state_dict(ck["ema"])
+        opt.load_state_dict(ck["resume"]["optimizer"])
+        rng.bit_generator.state = ck["resume"]["rng"]
+        step, elapsed = int(ck["step"]), float(ck["resume"]["elapsed_s"])
+        log.info("resumed from %s at step %d (%.1f min trained)", last, step, elapsed / 60)
+    return model, ema, opt, step, elapsed, rng
+
+
+def batches_done(step: int, cfg: TrainConfig, elapsed: float) -> bool:
+    return progress(step, elapsed, cfg) >= 1.0
+
+
+def run(cfg: TrainConfig, out: Path) -> None:
+    torch.set_num_threads(cfg.threads)
+    torch.set_flush_denormal(True)  # denormals in tiny gradients stall CPU kernels
+    model, ema, opt, step, elapsed, rng = resume_or_init(out, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed + step)
+    data = load_data(cfg)
+    log.info(
+        "params=%d config=%s", sum(p.numel() for p in model.parameters()), json.dumps(asdict(cfg))
+    )
+    meter, t_start, t_save = Meter(), time.monotonic() - elapsed, time.monotonic()
+    t_log, step_log = time.monotonic(), step
+    model.train()
+    while not batches_done(step, cfg, time.monotonic() - t_start):
+        prog = progress(step, time.monotonic() - t_start, cfg)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, prog, cfg)
+        kind, loss = train_step(model, opt, data, cfg, step, rng, gen)
+        update_ema(ema, model, step, cfg.ema_decay)
+        meter.add(kind, loss)
+        step += 1
+        if step % cfg.log_every == 0:
+            now = time.monotonic()
+            its = (step - step_log) / (now - t_log)
+            t_log, step_log = now, step
+            prog = progress(step, now - t_start, cfg)
+            eta_min = (now - t_start) * (1 - prog) / max(prog, 1e-9) / 60
+            log.info(
+                "step %d %s lr=%.2e %.2f it/s eta %.1f min",
+                step,
+                meter.line(),
+                opt.param_groups[0]["lr"],
+                its,
+                eta_min,
+            )
+        if step % cfg.eval_every == 0:
+            log.info("step %d val %s", step, evaluate(ema, data.sice_val, cfg))
+        if time.monotonic() - t_save > cfg.save_every_min * 60:
+            save_atomic(
+                checkpoint(model, ema, opt, cfg, step, time.monotonic() - t_start, rng),
+                out / "last.pt",
+            )
+            t_save = time.monotonic()
+    save_atomic(
+        checkpoint(model, ema, opt, cfg, step, time.monotonic() - t_start, rng), out / "last.pt"
+    )
+    log.info("done at step %d; val %s", step, evaluate(ema, data.sice_val, cfg, limit=1000))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train SLLEN (alternating seg/enhancement)")
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--minutes", type=float, default=None, help="override time budget")
+    parser.add_argument("--steps", type=int, default=None, help="override step budget")
+    args = parser.parse_args(argv)
+    raw = json.loads(args.config.read_text())
+    if args.minutes is not None:
+        raw["minutes"] = args.minutes
+    if args.steps is not None:
+        raw["steps"] = args.steps
+    cfg = TrainConfig.from_json(raw)
+    args.out.mkdir(parents=True, exist_ok=True)
+    setup_logging(args.out)
+    (args.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    run(cfg, args.out)
+
+
+if __name__ == "__main__":
+    main()
