@@ -6,6 +6,7 @@ Every limit, timeout and TTL is a named setting with its unit in the name. Value
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -60,7 +61,7 @@ class Settings(BaseSettings):
     worker_name: str = ""
     worker_concurrency: int = Field(2, ge=1, le=64)
     batch_max_size: int = Field(4, ge=1, le=64)
-    batch_wait_ms: int = Field(5, ge=0, le=10_000)
+    batch_wait_ms: int = Field(0, ge=0, le=10_000)
     read_block_ms: int = Field(1000, ge=1)
     claim_idle_ms: int = Field(30_000, ge=100)
     claim_interval_s: float = Field(5.0, gt=0)
@@ -108,6 +109,19 @@ class Settings(BaseSettings):
         }:
             raise ValueError("SLLEN_REDIS_PASSWORD is a placeholder; set a real secret")
         return self
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """SLLEN_* variables that make a child process build these same settings (secrets included:
+    they go to our own children's environment, never to logs)."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        if name == "redis_password" and settings.redis_password is not None:
+            value = settings.redis_password.get_secret_value()
+        env[f"SLLEN_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return env
 
 
 @lru_cache

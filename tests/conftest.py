@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -17,7 +16,7 @@ import httpx
 import pytest
 import redis
 
-from service.config import PROJECT_ROOT, Settings
+from service.config import PROJECT_ROOT, Settings, settings_env
 from service.local import redis_server, triton_server
 
 LOG_DIR = PROJECT_ROOT / ".run" / "test-logs"
@@ -129,19 +128,9 @@ def triton_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.stop()
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process build these same settings."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump(mode="json").items():
-        if value is None:
-            continue
-        env[f"SLLEN_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def start_component(name: str, command: str, settings: Settings) -> Proc:
-    return Proc(name, [sys.executable, "-m", "service.cli", command], settings_env(settings))
+    env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
+    return Proc(name, [sys.executable, "-m", "service.cli", command], env)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from service.config import Settings
+from service.config import Settings, settings_env
 from service.local import redis_server, triton_server
 
 log = logging.getLogger("sllen.run")
@@ -37,12 +37,14 @@ class Child:
 
 
 def plan(settings: Settings) -> list[Child]:
-    base_env = dict(os.environ)
-    base_env["PYTHONUNBUFFERED"] = "1"
+    updates: dict[str, object] = {}
     if settings.start_local_redis:
-        base_env["SLLEN_REDIS_URL"] = f"redis://127.0.0.1:{settings.redis_port}/0"
+        updates["redis_url"] = f"redis://127.0.0.1:{settings.redis_port}/0"
     if settings.start_local_triton:
-        base_env["SLLEN_TRITON_GRPC_URL"] = f"127.0.0.1:{settings.triton_grpc_port}"
+        updates["triton_grpc_url"] = f"127.0.0.1:{settings.triton_grpc_port}"
+    # Children build exactly the supervisor's settings, whether they came from env or .env.
+    base_env = {**os.environ, **settings_env(settings.model_copy(update=updates))}
+    base_env["PYTHONUNBUFFERED"] = "1"
     py = [sys.executable, "-m", "service.cli"]
     children: list[Child] = []
     if settings.start_local_redis:

@@ -15,7 +15,7 @@ from service.config import PROJECT_ROOT
 from tests.images import dark_scene, encode
 from tests.integration.conftest import Stack, StackFactory
 
-PNG = encode(dark_scene(120, 160), "PNG")
+PNG = encode(dark_scene(400, 600), "JPEG", quality=90)  # a typical phone-web upload
 REPORT = PROJECT_ROOT / ".run" / "reports" / "overload.json"
 
 

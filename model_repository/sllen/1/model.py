@@ -28,6 +28,11 @@ class TritonPythonModel:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Tiny weights produce denormals that make x86 convolutions many times slower.
         options.add_session_config_entry("session.set_denormal_as_zero", "1")
+        # Idle ORT threads spin by default; on a small host that steals the cores the gateway,
+        # workers and codecs need between batches.
+        spin = params.get("allow_spinning", "1")
+        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         path = os.path.join(args["model_repository"], args["model_version"], params["onnx_file"])
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
