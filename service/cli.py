@@ -70,16 +70,9 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_triton(settings: Settings, _: argparse.Namespace) -> int:
-    from service.local.triton_server import build_launch
+    from service.local.triton_server import launch_for
 
-    launch = build_launch(
-        model_repository=settings.model_repository,
-        state_dir=settings.state_dir,
-        grpc_port=settings.triton_grpc_port,
-        http_port=settings.triton_http_port,
-        metrics_port=settings.triton_metrics_port,
-        models=(settings.triton_model,),
-    )
+    launch = launch_for(settings)
     os.execve(launch.argv[0], launch.argv, launch.env)
 
 

@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass
@@ -29,6 +28,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from sllen.deploy import INPUT_NAME, OUTPUT_NAMES, DeployWrapper
+from sllen.files import write_atomic
 from sllen.model import SLLEN, VARIANTS, NetConfig, build
 
 log = logging.getLogger(__name__)
@@ -140,21 +140,6 @@ def check(net: SLLEN, data: bytes) -> list[Agreement]:
             raise ExportCheckError(f"{image.shape}: {agreement}")
         results.append(agreement)
     return results
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; servers may run as another user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(frozen=True)

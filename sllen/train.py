@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sllen import data as D
+from sllen.files import write_atomic
 from sllen.losses import charbonnier, semantic_kl, ssim
 from sllen.model import IGNORE_INDEX, SLLEN, VARIANTS, NetConfig, build, up
 
@@ -249,17 +249,9 @@ def evaluate(
 
 def save_atomic(obj: object, path: Path) -> None:
     """torch.save to a temp file, fsync, rename. Any failure raises."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; servers may run as another user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    write_atomic(path, buf.getvalue())
 
 
 def checkpoint(

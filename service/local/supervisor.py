@@ -57,14 +57,7 @@ def plan(settings: Settings) -> list[Child]:
         )
         children.append(Child("redis", argv, base_env, stop_order=3))
     if settings.start_local_triton:
-        launch = triton_server.build_launch(
-            model_repository=settings.model_repository,
-            state_dir=settings.state_dir,
-            grpc_port=settings.triton_grpc_port,
-            http_port=settings.triton_http_port,
-            metrics_port=settings.triton_metrics_port,
-            models=(settings.triton_model,),
-        )
+        launch = triton_server.launch_for(settings)
         children.append(Child("triton", launch.argv, {**base_env, **launch.env}, stop_order=2))
     for i in range(settings.workers):
         env = {**base_env, "SLLEN_WORKER_NAME": f"worker-{i}"}

@@ -15,6 +15,8 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.config import Settings
+
 
 class TritonNotInstalled(RuntimeError):
     pass
@@ -87,3 +89,15 @@ def build_launch(
         f"--log-verbose={log_verbose}",
     ]
     return TritonLaunch(argv=argv, env=env)
+
+
+def launch_for(settings: Settings) -> TritonLaunch:
+    """The local Triton that these settings describe (ports, repository, the one model)."""
+    return build_launch(
+        model_repository=settings.model_repository,
+        state_dir=settings.state_dir,
+        grpc_port=settings.triton_grpc_port,
+        http_port=settings.triton_http_port,
+        metrics_port=settings.triton_metrics_port,
+        models=(settings.triton_model,),
+    )

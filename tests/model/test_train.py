@@ -93,5 +93,7 @@ def test_run_saves_and_resumes(tmp_path: Path) -> None:
 
 
 def test_failed_save_raises(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the checkpoint folder should be")
     with pytest.raises(OSError):
-        T.save_atomic({"x": 1}, tmp_path / "missing-dir" / "last.pt")
+        T.save_atomic({"x": 1}, blocker / "last.pt")
