@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     worker_name: str = ""
     worker_concurrency: int = Field(2, ge=1, le=64)
     batch_max_size: int = Field(4, ge=1, le=64)
+    batch_max_pixels: int = Field(2 * 1024 * 1024, ge=1)
     batch_wait_ms: int = Field(0, ge=0, le=10_000)
     read_block_ms: int = Field(1000, ge=1)
     claim_idle_ms: int = Field(30_000, ge=100)
@@ -71,9 +72,9 @@ class Settings(BaseSettings):
     worker_heartbeat_ttl_s: int = Field(15, ge=1)
     worker_metrics_port: int = Field(0, ge=0, le=65535)
     model_min_side_px: int = Field(32, ge=1)
-    tile_above_pixels: int = Field(4096 * 2048, ge=1)
+    tile_above_pixels: int = Field(2048 * 2048, ge=1)
     tile_size_px: int = Field(1024, ge=64, le=4096)
-    tile_overlap_px: int = Field(64, ge=0)
+    tile_overlap_px: int = Field(128, ge=0)
 
     # --- encoding
     png_compress_level: int = Field(1, ge=0, le=9)

@@ -193,7 +193,12 @@ class Worker:
             parts = [
                 p for ps in await asyncio.gather(*(self._decode(w) for w in works)) for p in ps
             ]
-            batches = group_by_shape(parts, lambda p: p.image.shape, self.settings.batch_max_size)
+            batches = group_by_shape(
+                parts,
+                lambda p: p.image.shape,
+                self.settings.batch_max_size,
+                self.settings.batch_max_pixels,
+            )
             await asyncio.gather(*(self._run_batch(batch) for batch in batches))
         finally:
             self._inflight.difference_update(e.entry_id for e in entries)

@@ -29,3 +29,9 @@ def test_rejects_empty_batches() -> None:
 
 def test_backoff_doubles_and_caps() -> None:
     assert [backoff_s(i, 0.5, 3.0) for i in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_pixel_cap_splits_batches_of_large_images() -> None:
+    items = [(i, (1024, 1024, 3)) for i in range(5)] + [(9, (4000, 3000, 3))]
+    batches = group_by_shape(items, lambda it: it[1], max_size=4, max_pixels=2 * 1024 * 1024)
+    assert [len(b) for b in batches] == [2, 2, 1, 1]  # the oversized image still goes, alone
