@@ -1,0 +1,80 @@
+"""`sllen run`: the whole local stack as one command; dead children come back; SIGTERM stops all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from benchmarks.machine import descendants
+from tests.conftest import LOG_DIR, free_port, wait_until
+from tests.images import dark_scene, encode
+
+
+def _children(pid: int) -> dict[str, int]:
+    """Direct children of the supervisor by the component their command line names."""
+    found: dict[str, int] = {}
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        for name in ("worker", "gateway", "tritonserver", "redis-server"):
+            if name in cmdline:
+                found[name] = int(child)
+    return found
+
+
+def test_run_starts_everything_restarts_the_dead_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "SLLEN_PORT": str(port),
+        "SLLEN_REDIS_PORT": str(free_port()),
+        "SLLEN_TRITON_GRPC_PORT": str(free_port()),
+        "SLLEN_TRITON_HTTP_PORT": str(free_port()),
+        "SLLEN_TRITON_METRICS_PORT": str(free_port()),
+        "SLLEN_STATE_DIR": str(tmp_path),
+    }
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    log = (LOG_DIR / f"run-{port}.log").open("wb")
+    run = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "run"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, 60, "stack ready")
+        photo = encode(dark_scene(40, 60), "PNG")
+        assert (
+            httpx.post(f"{url}/enhance", files={"image": ("x.png", photo)}, timeout=30).status_code
+            == 200
+        )
+        children = _children(run.pid)
+        assert set(children) == {"worker", "gateway", "tritonserver", "redis-server"}
+
+        os.kill(children["worker"], signal.SIGKILL)
+        wait_until(
+            lambda: _children(run.pid).get("worker", children["worker"]) != children["worker"],
+            15,
+            "worker back",
+        )
+        r = httpx.post(f"{url}/enhance", files={"image": ("x.png", photo)}, timeout=30)
+        assert r.status_code == 200
+
+        everything = [run.pid, *descendants(run.pid)]
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(60) == 0
+        time.sleep(0.5)
+        assert [
+            pid
+            for pid in everything
+            if Path(f"/proc/{pid}").exists()
+            and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        ] == []
+    finally:
+        if run.poll() is None:
+            run.kill()
+        log.close()
+    assert "ready in" in (LOG_DIR / f"run-{port}.log").read_text()
