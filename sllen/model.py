@@ -31,6 +31,8 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 OUTPUT_MODES = ("curve", "gain")
+NORM_LUMA = 0.45  # SICE well-exposed targets sit at mean luma ~90..170 of 255
+MAX_GAIN = 64.0
 
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1) -> nn.Conv2d:
@@ -216,6 +218,7 @@ class SLLEN(nn.Module):
         output_mode: str = "curve",
         curve_iters: int = 8,
         curve_maps: int = 2,
+        input_norm: bool = False,
     ) -> None:
         super().__init__()
         if len(enc_widths) < 3:
@@ -228,7 +231,12 @@ class SLLEN(nn.Module):
             raise ValueError("curve_iters must be a multiple of curve_maps")
         self.curve_iters = curve_iters
         self.curve_maps = curve_maps
+        self.input_norm = input_norm
         out_ch = 3 * curve_maps if output_mode == "curve" else 3
+        # BT.601 luma weights as a buffer: [1, 3, 1, 1].
+        self.register_buffer(
+            "luma_weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False
+        )
         self.encoder = Encoder(tuple(enc_widths), tuple(enc_depths), act)
         self.ssan = SegDecoder(tuple(enc_widths), seg_width, hsf_channels, act, use_semantics)
         self.llemn = EnhanceDecoder(
@@ -241,8 +249,22 @@ class SLLEN(nn.Module):
             use_semantics,
         )
 
+    def normalise(self, x: Tensor) -> Tensor:
+        """Exposure normalisation: scale each image so its mean luma is ``NORM_LUMA``.
+
+        Dark inputs then look like daylight ones to the shared encoder (segmentation works
+        on them) and the enhancement curves start from a correctly exposed base, so the net
+        only has to learn the residual tone/colour correction. The gain is never below 1:
+        well-exposed inputs pass through unchanged.
+        """
+        if not self.input_norm:
+            return x
+        lum = (x * self.luma_weights).sum(dim=1, keepdim=True)  # [B, 1, H, W]
+        gain = NORM_LUMA / (lum.mean(dim=(2, 3), keepdim=True) + 1e-3)  # [B, 1, 1, 1]
+        return torch.clamp(x * torch.clamp(gain, 1.0, MAX_GAIN), 0.0, 1.0)
+
     def encode(self, x: Tensor) -> list[Tensor]:
-        return self.encoder(x)
+        return self.encoder(self.normalise(x))
 
     def segment(self, feats: list[Tensor]) -> SegOutput:
         return self.ssan(feats)
@@ -250,6 +272,7 @@ class SLLEN(nn.Module):
     def enhance(self, x: Tensor, feats: list[Tensor], seg: SegOutput) -> Tensor:
         """x: [B, 3, H, W] in [0, 1] -> enhanced [B, 3, H, W] (not clamped in gain mode)."""
         params = up(self.llemn(feats, seg), 2)  # [B, out_ch, H, W]
+        x = self.normalise(x)
         if self.output_mode == "gain":
             # Gain up to e^4 ~ 55x: enough for luma 4 -> 200.
             return x * torch.exp(4.0 * torch.tanh(params))
@@ -283,6 +306,7 @@ class NetConfig:
     output_mode: str = "curve"
     curve_iters: int = 8
     curve_maps: int = 2
+    input_norm: bool = False  # old checkpoints lack the key and were trained without it
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> NetConfig:
@@ -291,9 +315,10 @@ class NetConfig:
 
 
 VARIANTS: dict[str, NetConfig] = {
-    "small": NetConfig(),
-    "small_nosem": NetConfig(use_semantics=False),
+    "small": NetConfig(input_norm=True),
+    "small_nosem": NetConfig(use_semantics=False, input_norm=True),
     "large": NetConfig(
+        input_norm=True,
         enc_widths=(32, 64, 128, 192),
         enc_depths=(1, 2, 3, 3),
         seg_width=64,
