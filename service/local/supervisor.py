@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -34,6 +35,15 @@ class Child:
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
     started_at: float = field(default=0.0)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _terminate_with_parent() -> None:
+    """Linux: deliver SIGTERM to this (forked) child when its parent dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def plan(settings: Settings) -> list[Child]:
@@ -92,12 +102,15 @@ class Supervisor:
         """Run the child; restart it when it dies, with backoff, until we are stopping."""
         delay_s = 1.0
         while not self._stopping.is_set():
+            # Own session: a terminal's Ctrl-C reaches only us, and we stop children in order.
+            # Death signal: if we are killed outright, the children do not outlive us.
             child.process = await asyncio.create_subprocess_exec(
                 *child.argv,
                 env=child.env,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_terminate_with_parent,
             )
             child.started_at = time.monotonic()
             await self._pump(child)

@@ -27,17 +27,21 @@ def _children(pid: int) -> dict[str, int]:
     return found
 
 
-def test_run_starts_everything_restarts_the_dead_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    env = {
+def _env(port: int, state: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "SLLEN_PORT": str(port),
         "SLLEN_REDIS_PORT": str(free_port()),
         "SLLEN_TRITON_GRPC_PORT": str(free_port()),
         "SLLEN_TRITON_HTTP_PORT": str(free_port()),
         "SLLEN_TRITON_METRICS_PORT": str(free_port()),
-        "SLLEN_STATE_DIR": str(tmp_path),
+        "SLLEN_STATE_DIR": str(state),
     }
+
+
+def test_run_starts_everything_restarts_the_dead_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(port, tmp_path)
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log = (LOG_DIR / f"run-{port}.log").open("wb")
     run = subprocess.Popen(
@@ -78,3 +82,33 @@ def test_run_starts_everything_restarts_the_dead_and_stops_on_sigterm(tmp_path: 
             run.kill()
         log.close()
     assert "ready in" in (LOG_DIR / f"run-{port}.log").read_text()
+
+
+def test_children_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+    port = free_port()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "run"],
+        env=_env(port, tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200, 60, "ready"
+        )
+        children = list(_children(run.pid).values())
+        assert len(children) == 4
+    finally:
+        run.kill()
+        run.wait()
+
+    def all_gone() -> bool:
+        alive = [
+            p
+            for p in children
+            if Path(f"/proc/{p}").exists()
+            and "Z" not in Path(f"/proc/{p}/stat").read_text().split()[2]
+        ]
+        return not alive
+
+    wait_until(all_gone, 40, "children gone after SIGKILL of the supervisor")
