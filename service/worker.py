@@ -134,6 +134,8 @@ class Worker:
             try:
                 entries = await self._read_batch()
                 attempt = 0
+                if entries:
+                    await self.process(entries)
             except UnavailableError as exc:
                 delay = backoff_s(attempt, 0.2, 5.0)
                 log.warning(
@@ -141,9 +143,11 @@ class Worker:
                 )
                 attempt += 1
                 await self._sleep(delay)
-                continue
-            if entries:
-                await self.process(entries)
+            except Exception:
+                # A bug must not stop the loop: the jobs stay pending, are reclaimed later and
+                # end as failed once they reach SLLEN_MAX_ATTEMPTS.
+                log.exception("loop %d: unexpected error; its jobs stay pending", index)
+                await self._sleep(1.0)
 
     async def _read_batch(self) -> list[Entry]:
         size = self.settings.batch_max_size
@@ -162,13 +166,15 @@ class Worker:
                 return
             try:
                 entries = await self.queue.reclaim(self.name, self.settings.batch_max_size)
+                entries = [e for e in entries if e.entry_id not in self._inflight]
+                if entries:
+                    metrics.RECLAIMED.inc(len(entries))
+                    log.info("reclaimed %d stale job(s)", len(entries))
+                    await self.process(entries)
             except UnavailableError:
                 continue
-            entries = [e for e in entries if e.entry_id not in self._inflight]
-            if entries:
-                metrics.RECLAIMED.inc(len(entries))
-                log.info("reclaimed %d stale job(s)", len(entries))
-                await self.process(entries)
+            except Exception:
+                log.exception("reclaim: unexpected error; the jobs stay pending")
 
     async def _keepalive_loop(self) -> None:
         """Prove this worker is alive, and keep the jobs it holds from being reclaimed."""

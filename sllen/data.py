@@ -58,6 +58,16 @@ CAMVID_CLASS_WEIGHTS = (
     7.3614,
 )
 DUSK_PREFIX = "0001TP_"
+# CamVid val has no dusk frames, so the last DUSK_HOLDOUT frames of the (sorted, i.e.
+# temporal) 0001TP_ train sequence are held out from training as one contiguous block
+# for the real-dusk mIoU: neighbouring video frames would leak if picked at random.
+DUSK_HOLDOUT = 16
+DUSK_MODES = ("all", "drop_holdout", "only_holdout")
+
+
+def dusk_holdout(names: list[str]) -> set[str]:
+    """The held-out block: the last DUSK_HOLDOUT dusk frames in file-name (time) order."""
+    return set(sorted(n for n in names if n.startswith(DUSK_PREFIX))[-DUSK_HOLDOUT:])
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -216,8 +226,16 @@ class CamVid:
         self.dusk = np.array([n.startswith(DUSK_PREFIX) for n in names])
 
     @classmethod
-    def load(cls, root: Path, split: str) -> CamVid:
+    def load(cls, root: Path, split: str, dusk: str = "all") -> CamVid:
+        """``dusk``: "all", "drop_holdout" (training) or "only_holdout" (dusk evaluation)."""
+        if dusk not in DUSK_MODES:
+            raise ValueError(f"dusk must be one of {DUSK_MODES}")
         paths = sorted((root / split).glob("*.png"))
+        held = dusk_holdout([p.name for p in paths])
+        if dusk == "drop_holdout":
+            paths = [p for p in paths if p.name not in held]
+        elif dusk == "only_holdout":
+            paths = [p for p in paths if p.name in held]
         names = [p.name for p in paths]
         labels = load_many([root / f"{split}annot" / n for n in names])[..., 0]
         data = cls(names, load_many(paths), labels)

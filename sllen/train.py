@@ -1,4 +1,4 @@
-"""Alternating training of SLLEN on CPU (bf16 autocast, channels_last).
+"""Alternating training of SLLEN on CPU (fp32, channels_last).
 
     python -m sllen.train --config configs/small.json --out runs/small [--minutes 35]
 
@@ -98,7 +98,7 @@ def load_data(cfg: TrainConfig) -> Data:
     return Data(
         sice=D.SicePairs.load(root / "sice", cfg.val_fraction, val=False),
         sice_val=D.SicePairs.load(root / "sice", cfg.val_fraction, val=True),
-        camvid=D.CamVid.load(root / "camvid", "train"),
+        camvid=D.CamVid.load(root / "camvid", "train", dusk="drop_holdout"),
         weights=D.class_weights(),
     )
 
@@ -305,8 +305,10 @@ def setup_logging(out: Path) -> None:
 
 
 def resume_or_init(
-    out: Path, cfg: TrainConfig
+    out: Path, cfg: TrainConfig, resume_from: Path | None = None
 ) -> tuple[SLLEN, SLLEN, torch.optim.AdamW, int, float, np.random.Generator]:
+    """Resume from ``out/last.pt``; failing that from ``resume_from`` (e.g. the small
+    committed checkpoints/<run>/last.pt); failing that start fresh."""
     torch.manual_seed(cfg.seed)
     model = build(cfg.net).to(memory_format=torch.channels_last)
     ema = build(cfg.net).to(memory_format=torch.channels_last)
@@ -316,6 +318,8 @@ def resume_or_init(
     rng = np.random.default_rng(cfg.seed)
     step, elapsed = 0, 0.0
     last = out / "last.pt"
+    if not last.exists() and resume_from is not None and resume_from.exists():
+        last = resume_from
     if last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])
@@ -331,10 +335,10 @@ def batches_done(step: int, cfg: TrainConfig, elapsed: float) -> bool:
     return progress(step, elapsed, cfg) >= 1.0
 
 
-def run(cfg: TrainConfig, out: Path) -> None:
+def run(cfg: TrainConfig, out: Path, resume_from: Path | None = None) -> None:
     torch.set_num_threads(cfg.threads)
     torch.set_flush_denormal(True)  # denormals in tiny gradients stall CPU kernels
-    model, ema, opt, step, elapsed, rng = resume_or_init(out, cfg)
+    model, ema, opt, step, elapsed, rng = resume_or_init(out, cfg, resume_from)
     gen = torch.Generator().manual_seed(cfg.seed + step)
     data = load_data(cfg)
     log.info(
@@ -385,6 +389,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=None, help="override time budget")
     parser.add_argument("--steps", type=int, default=None, help="override step budget")
+    parser.add_argument(
+        "--resume-from",
+        type=Path,
+        default=None,
+        help="checkpoint to continue from when OUT has no last.pt yet",
+    )
     args = parser.parse_args(argv)
     raw = json.loads(args.config.read_text())
     if args.minutes is not None:
@@ -395,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     setup_logging(args.out)
     (args.out / "config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
-    run(cfg, args.out)
+    run(cfg, args.out, args.resume_from)
 
 
 if __name__ == "__main__":
