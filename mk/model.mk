@@ -1,40 +1,65 @@
-# Model targets (network, training, export). Included from the top-level Makefile.
+# Model targets (network, training, export, evaluation). Included from the top-level Makefile.
 #   make train  [MODEL_CONFIG=configs/small.json RUN=runs/small MINUTES=35]
 #   make export [CHECKPOINT=runs/small/last.pt]
+#   make export-ablation   (runs/small_nosem/last.pt -> runs/small_nosem/model.onnx)
+#   make eval   [EVAL_ARGS='--model new=runs/small/model.onnx']
+#   make checkpoint-save   (runs/<name>/last.pt -> checkpoints/<name>/last.pt, committed)
 #   make test-model
 
 PY ?= .venv/bin/python
 MODEL_CONFIG ?= configs/small.json
-RUN ?= runs/$(basename $(notdir $(MODEL_CONFIG)))
+RUN_NAME ?= $(basename $(notdir $(MODEL_CONFIG)))
+RUN ?= runs/$(RUN_NAME)
 MINUTES ?=
+# A fresh RUN continues from the small committed checkpoint of the same name, if any.
+RESUME_FROM ?= checkpoints/$(RUN_NAME)/last.pt
 CHECKPOINT ?= $(RUN)/last.pt
 ONNX_OUT ?= model_repository/sllen/1/model.onnx
+EVAL_ARGS ?=
 
-.PHONY: train train-fg export export-untrained test-model
+.PHONY: train train-fg export export-ablation export-untrained eval checkpoint-save test-model
+
+TRAIN_ARGS = --config $(MODEL_CONFIG) --out $(RUN) --resume-from $(RESUME_FROM) \
+	$(if $(MINUTES),--minutes $(MINUTES))
 
 ## train: start (or resume) training in the background; logs to $(RUN)/train.log
 train:
 	@mkdir -p $(RUN)
-	@nohup $(PY) -m sllen.train --config $(MODEL_CONFIG) --out $(RUN) \
-		$(if $(MINUTES),--minutes $(MINUTES)) > $(RUN)/nohup.out 2>&1 < /dev/null & \
+	@nohup $(PY) -m sllen.train $(TRAIN_ARGS) > $(RUN)/nohup.out 2>&1 < /dev/null & \
 		echo $$! > $(RUN)/train.pid; \
 		echo "training in background, pid $$(cat $(RUN)/train.pid)"; \
 		echo "follow: tail -f $(RUN)/train.log   stop: kill $$(cat $(RUN)/train.pid)"; \
-		echo "resume: run 'make train' again with the same RUN (continues from $(RUN)/last.pt)"
+		echo "resume: 'make train' again with the same RUN (from $(RUN)/last.pt, else $(RESUME_FROM));"; \
+		echo "        a finished run needs a larger MINUTES to continue"
 
 ## train-fg: the same in the foreground
 train-fg:
 	@mkdir -p $(RUN)
-	$(PY) -m sllen.train --config $(MODEL_CONFIG) --out $(RUN) $(if $(MINUTES),--minutes $(MINUTES))
+	$(PY) -m sllen.train $(TRAIN_ARGS)
 
-## export: checkpoint (EMA weights) -> checked ONNX in the model repository
+## export: checkpoint (EMA weights) -> checked ONNX in the model repository (+ weights/)
 export:
 	$(PY) -m sllen.export --checkpoint $(CHECKPOINT) --out $(ONNX_OUT)
+
+## export-ablation: the no-HSF/IEF ablation -> runs/small_nosem/model.onnx (not the repo)
+export-ablation:
+	$(PY) -m sllen.export --checkpoint runs/small_nosem/last.pt \
+		--out runs/small_nosem/model.onnx --weights-dir runs/small_nosem/weights
 
 ## export-untrained: random-weight default variant (for wiring tests only)
 export-untrained:
 	$(PY) -m sllen.export --variant small --out $(ONNX_OUT)
 
-## test-model: network, data, training and export tests
+## eval: committed ONNX (+ ablation if exported) vs baselines; markdown + runs/eval/latest.json
+eval:
+	$(PY) -m sllen.evaluate $(EVAL_ARGS)
+
+## checkpoint-save: copy the resumable checkpoint of RUN into checkpoints/ (for git)
+checkpoint-save:
+	@mkdir -p checkpoints/$(RUN_NAME)
+	cp $(RUN)/last.pt checkpoints/$(RUN_NAME)/last.pt
+	cp $(RUN)/config.json checkpoints/$(RUN_NAME)/config.json
+
+## test-model: network, data, training, evaluation and export tests
 test-model:
 	$(PY) -m pytest tests/model -q -p no:cacheprovider

@@ -64,10 +64,11 @@ class ResBlock(nn.Module):
 class Encoder(nn.Module):
     """Stages of (stride-2 conv, act, ResBlocks); stage i works at 1/2**(i+1)."""
 
-    def __init__(self, widths: tuple[int, ...], depths: tuple[int, ...], act: str) -> None:
+    def __init__(
+        self, widths: tuple[int, ...], depths: tuple[int, ...], act: str, in_ch: int = 3
+    ) -> None:
         super().__init__()
         stages: list[nn.Module] = []
-        in_ch = 3
         for width, depth in zip(widths, depths, strict=True):
             layers: list[nn.Module] = [conv3x3(in_ch, width, stride=2), ACTIVATIONS[act]()]
             layers += [ResBlock(width, act) for _ in range(depth)]
@@ -76,7 +77,7 @@ class Encoder(nn.Module):
         self.stages = nn.ModuleList(stages)
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        # x: [B, 3, H, W] -> feats[i]: [B, widths[i], H / 2**(i+1), W / 2**(i+1)]
+        # x: [B, in_ch, H, W] -> feats[i]: [B, widths[i], H / 2**(i+1), W / 2**(i+1)]
         feats = []
         for stage in self.stages:
             x = stage(x)
@@ -237,7 +238,7 @@ class SLLEN(nn.Module):
         self.register_buffer(
             "luma_weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False
         )
-        self.encoder = Encoder(tuple(enc_widths), tuple(enc_depths), act)
+        self.encoder = Encoder(tuple(enc_widths), tuple(enc_depths), act, 6 if input_norm else 3)
         self.ssan = SegDecoder(tuple(enc_widths), seg_width, hsf_channels, act, use_semantics)
         self.llemn = EnhanceDecoder(
             tuple(enc_widths),
@@ -252,10 +253,11 @@ class SLLEN(nn.Module):
     def normalise(self, x: Tensor) -> Tensor:
         """Exposure normalisation: scale each image so its mean luma is ``NORM_LUMA``.
 
-        Dark inputs then look like daylight ones to the shared encoder (segmentation works
-        on them) and the enhancement curves start from a correctly exposed base, so the net
-        only has to learn the residual tone/colour correction. The gain is never below 1:
-        well-exposed inputs pass through unchanged.
+        Dark inputs then look like daylight ones to the shared encoder, so segmentation
+        works on them. The gain is never below 1 (well-exposed inputs pass unchanged).
+        Only the encoder sees it, next to the raw input: the curves still act on the raw
+        input, because the gain clips highlights and LE curves cannot undo a clipped 1.0
+        (tried: applying the curves to the normalised image stalled SICE PSNR at ~18.8 dB).
         """
         if not self.input_norm:
             return x
@@ -264,7 +266,9 @@ class SLLEN(nn.Module):
         return torch.clamp(x * torch.clamp(gain, 1.0, MAX_GAIN), 0.0, 1.0)
 
     def encode(self, x: Tensor) -> list[Tensor]:
-        return self.encoder(self.normalise(x))
+        if self.input_norm:  # [B, 6, H, W]: normalised and raw (the raw keeps the exposure)
+            return self.encoder(torch.cat([self.normalise(x), x], dim=1))
+        return self.encoder(x)
 
     def segment(self, feats: list[Tensor]) -> SegOutput:
         return self.ssan(feats)
@@ -272,7 +276,6 @@ class SLLEN(nn.Module):
     def enhance(self, x: Tensor, feats: list[Tensor], seg: SegOutput) -> Tensor:
         """x: [B, 3, H, W] in [0, 1] -> enhanced [B, 3, H, W] (not clamped in gain mode)."""
         params = up(self.llemn(feats, seg), 2)  # [B, out_ch, H, W]
-        x = self.normalise(x)
         if self.output_mode == "gain":
             # Gain up to e^4 ~ 55x: enough for luma 4 -> 200.
             return x * torch.exp(4.0 * torch.tanh(params))

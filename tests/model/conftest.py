@@ -16,11 +16,13 @@ TINY = NetConfig(
     seg_width=8,
     hsf_channels=4,
     dec_widths=(8, 8, 8),
+    input_norm=True,
 )
 TINY_CONFIGS = {
     "tiny": TINY,
     "tiny_nosem": dataclasses.replace(TINY, use_semantics=False),
     "tiny_gain": dataclasses.replace(TINY, output_mode="gain"),
+    "tiny_nonorm": dataclasses.replace(TINY, input_norm=False),  # the v1 checkpoints
     "tiny_3stage": dataclasses.replace(
         TINY, enc_widths=(8, 8, 16), enc_depths=(1, 1, 1), dec_widths=(8, 8), curve_maps=8
     ),

@@ -1,0 +1,90 @@
+"""Evaluation metrics, classical baselines and the held-out dusk block."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sllen import baselines as B
+from sllen import data as D
+from sllen import evaluate as E
+from sllen.model import IGNORE_INDEX, build
+
+from .conftest import TINY
+
+
+def dark_image(seed: int = 0, h: int = 45, w: int = 61) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 40, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", sorted(B.BASELINES))
+def test_baselines_keep_shape_and_dtype(name: str) -> None:
+    im = dark_image()
+    out = B.BASELINES[name](im)
+    assert out.shape == im.shape and out.dtype == np.uint8
+
+
+def test_brightening_baselines_brighten_dark_images() -> None:
+    im = dark_image()
+    for fn in (B.auto_gamma, B.hist_eq, B.clahe):
+        assert fn(im).mean() > im.mean() + 5
+    assert abs(B.auto_gamma(im).astype(float) @ B.LUMA).mean() - 127.5 < 25
+
+
+def test_clahe_of_a_constant_image_is_constant() -> None:
+    y = np.full((40, 50), 30, np.uint8)
+    out = B.clahe_luma(y)
+    assert np.ptp(out) < 1e-6
+
+
+def test_psnr_ssim_and_mean_matching() -> None:
+    a = dark_image(1)
+    assert E.psnr_u8(a, a) > 90.0
+    assert E.ssim_u8(a, a) == pytest.approx(1.0)
+    half = (a // 2).astype(np.uint8)
+    assert E.psnr_u8(E.mean_matched(half, a), a) > E.psnr_u8(half, a)
+
+
+def test_miou_ignores_void_and_absent_classes() -> None:
+    label = np.array([[0, 0, 1, IGNORE_INDEX]])
+    pred = np.array([[0, 1, 1, 5]])
+    conf = E.confusion(pred, label)
+    assert conf.sum() == 3
+    # class 0: 1/2, class 1: 1/2; class 5 only predicted on void -> not counted
+    assert E.miou(conf) == pytest.approx(0.5)
+
+
+def test_dusk_holdout_is_a_contiguous_tail_block() -> None:
+    names = [f"0001TP_{i:06d}.png" for i in range(0, 900, 30)] + ["0006R0_f00930.png"]
+    held = D.dusk_holdout(names)
+    dusk = sorted(n for n in names if n.startswith(D.DUSK_PREFIX))
+    assert held == set(dusk[-D.DUSK_HOLDOUT :])
+    assert "0006R0_f00930.png" not in held
+
+
+def test_normalised_input_brightens_dark_images_only() -> None:
+    net = build(TINY).eval()
+    dark = torch.full((1, 3, 16, 16), 0.05)
+    bright = torch.full((1, 3, 16, 16), 0.7)
+    assert net.normalise(dark).mean().item() == pytest.approx(0.45, abs=0.01)
+    assert torch.equal(net.normalise(bright), bright)
+
+
+def test_numpy_ssim_matches_the_training_ssim() -> None:
+    from sllen.losses import ssim
+
+    a, b = dark_image(2, 40, 50), dark_image(3, 40, 50)
+
+    def t(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x).permute(2, 0, 1)[None].double() / 255.0
+
+    assert E.ssim_u8(a, b) == pytest.approx(float(ssim(t(a), t(b))), abs=1e-5)
+
+
+def test_parse_models(tmp_path: object) -> None:
+    models = E.parse_models(["a=x.onnx", "b=y/z.onnx"], defaults=False)
+    assert {k: str(v) for k, v in models.items()} == {"a": "x.onnx", "b": "y/z.onnx"}
+    with pytest.raises(ValueError):
+        E.parse_models(["no-path"], defaults=False)
