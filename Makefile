@@ -66,8 +66,8 @@ LOAD_HOST ?= http://127.0.0.1:$${SLLEN_PORT:-8000}
 loadtest: install-test
 	mkdir -p .run/loadtest
 	$(VENV)/bin/locust -f tests/load/locustfile.py --host $(LOAD_HOST) --headless \
-		--csv .run/loadtest/run --html .run/loadtest/report.html --only-summary
-	$(PY) -m benchmarks.summarise_locust .run/loadtest/run_stats.csv
+		--csv .run/loadtest/run --html .run/loadtest/report.html --only-summary; \
+		status=$$?; $(PY) -m benchmarks.summarise_locust .run/loadtest/run_stats.csv; exit $$status
 
 # Raw model vs the whole stack, on this machine, in one run (starts its own stack).
 bench: install-test
