@@ -173,18 +173,24 @@ async def closed_loop(url: str, photo: bytes, concurrency: int, seconds: float) 
     }
 
 
+def local_settings(**overrides: Any) -> Settings:
+    """A whole local stack on free ports, its state and logs under .run/bench."""
+    values: dict[str, Any] = {
+        "port": machine.free_port(),
+        "redis_port": machine.free_port(),
+        "triton_grpc_port": machine.free_port(),
+        "triton_http_port": machine.free_port(),
+        "triton_metrics_port": machine.free_port(),
+        "state_dir": PROJECT_ROOT / ".run" / "bench",
+        "log_level": "WARNING",
+        **overrides,
+    }
+    return Settings(**values)
+
+
 def measure_stack(seconds: float, workers: int) -> tuple[list[dict[str, float]], dict[str, float]]:
-    port = machine.free_port()
-    settings = Settings(
-        port=port,
-        redis_port=machine.free_port(),
-        triton_grpc_port=machine.free_port(),
-        triton_http_port=machine.free_port(),
-        triton_metrics_port=machine.free_port(),
-        state_dir=PROJECT_ROOT / ".run" / "bench",
-        workers=workers,
-        log_level="WARNING",
-    )
+    settings = local_settings(workers=workers)
+    port = settings.port
     photo = encode(dark_scene(400, 600, seed=1), "JPEG", quality=90)
     rows = []
     with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs") as stack:

@@ -13,9 +13,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from benchmarks import machine
-from benchmarks.bench import Stack
-from service.config import PROJECT_ROOT, Settings
+from benchmarks.bench import Stack, local_settings
+from service.config import PROJECT_ROOT
 
 REPORT = PROJECT_ROOT / ".run" / "reports" / "large_photo.json"
 
@@ -35,16 +34,8 @@ def twelve_mp_jpeg() -> bytes:
 
 def main() -> int:
     photo = twelve_mp_jpeg()
-    port = machine.free_port()
-    settings = Settings(
-        port=port,
-        redis_port=machine.free_port(),
-        triton_grpc_port=machine.free_port(),
-        triton_http_port=machine.free_port(),
-        triton_metrics_port=machine.free_port(),
-        state_dir=PROJECT_ROOT / ".run" / "bench",
-        log_level="WARNING",
-    )
+    settings = local_settings()
+    port = settings.port
     with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs") as stack:
         times = []
         for _ in range(2):

@@ -64,15 +64,15 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)
 
 
-def _read(photo: Photo) -> bytes:
-    return photo.read_bytes() if isinstance(photo, Path) else photo
-
-
-def _params(mask: bool, fmt: str, quality: int | None, metadata: str) -> dict[str, str]:
+def _upload(
+    photo: Photo, mask: bool, fmt: str, quality: int | None, metadata: str
+) -> dict[str, Any]:
+    """The request arguments shared by every upload: options as query, photo as multipart."""
     params = {"mask": "true" if mask else "false", "format": fmt, "metadata": metadata}
     if quality is not None:
         params["quality"] = str(quality)
-    return params
+    data = photo.read_bytes() if isinstance(photo, Path) else photo
+    return {"params": params, "files": {"image": ("photo", data)}}
 
 
 def _raise_for_problem(response: httpx.Response) -> None:
@@ -156,10 +156,7 @@ class SllenClient:
         metadata: str = "strip",
     ) -> EnhanceResult:
         response = self._send(
-            "POST",
-            "/v1/enhance",
-            params=_params(mask, format, quality, metadata),
-            files={"image": ("photo", _read(photo))},
+            "POST", "/v1/enhance", **_upload(photo, mask, format, quality, metadata)
         )
         return _parse_enhance(response, mask)
 
@@ -173,12 +170,7 @@ class SllenClient:
         metadata: str = "strip",
     ) -> str:
         """Queue an async job; returns its id."""
-        response = self._send(
-            "POST",
-            "/v1/jobs",
-            params=_params(mask, format, quality, metadata),
-            files={"image": ("photo", _read(photo))},
-        )
+        response = self._send("POST", "/v1/jobs", **_upload(photo, mask, format, quality, metadata))
         _raise_for_problem(response)
         return str(response.json()["id"])
 
@@ -264,9 +256,6 @@ class AsyncSllenClient:
         metadata: str = "strip",
     ) -> EnhanceResult:
         response = await self._send(
-            "POST",
-            "/v1/enhance",
-            params=_params(mask, format, quality, metadata),
-            files={"image": ("photo", _read(photo))},
+            "POST", "/v1/enhance", **_upload(photo, mask, format, quality, metadata)
         )
         return _parse_enhance(response, mask)

@@ -10,28 +10,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 import warnings
 
 import numpy as np
 import torch
 
-from sllen.deploy import INPUT_NAME
-from sllen.export import export_bytes, gflops_per_mp, make_session
+from sllen.export import export_bytes, gflops_per_mp, make_session, median_run_ms
 from sllen.model import SLLEN, VARIANTS, build
 
 
 def ort_ms(net: SLLEN, h: int, w: int, threads: int, runs: int = 15) -> float:
     session = make_session(export_bytes(net), threads)
     image = np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
-    for _ in range(3):
-        session.run(None, {INPUT_NAME: image})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        session.run(None, {INPUT_NAME: image})
-        times.append(time.perf_counter() - t)
-    return 1000.0 * float(np.median(times))
+    return median_run_ms(session, image, warmup=3, runs=runs)
 
 
 def main(argv: list[str] | None = None) -> None:

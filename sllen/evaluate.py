@@ -36,7 +36,7 @@ from PIL import Image
 from sllen import data as D
 from sllen.baselines import BASELINES
 from sllen.deploy import INPUT_NAME, OUTPUT_NAMES
-from sllen.export import make_session
+from sllen.export import make_session, median_run_ms
 from sllen.model import IGNORE_INDEX, NUM_CLASSES
 
 log = logging.getLogger(__name__)
@@ -175,14 +175,7 @@ def seg_miou(mask_of: Callable[[np.ndarray], np.ndarray], frames: list) -> float
 def latency_ms(session: ort.InferenceSession, runs: int = 10) -> float:
     h, w = LATENCY_SHAPE
     image = np.random.default_rng(0).integers(0, 60, (1, h, w, 3), dtype=np.uint8)
-    for _ in range(2):
-        session.run(None, {INPUT_NAME: image})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        session.run(None, {INPUT_NAME: image})
-        times.append(time.perf_counter() - t)
-    return 1000.0 * float(np.median(times))
+    return median_run_ms(session, image, warmup=2, runs=runs)
 
 
 def eval_model(path: Path, data: EvalData, threads: int, save_dir: Path | None) -> dict[str, float]:

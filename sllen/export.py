@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import tempfile
+import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -98,6 +99,20 @@ def make_session(data: bytes, threads: int = 2) -> ort.InferenceSession:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+def median_run_ms(
+    session: ort.InferenceSession, image: np.ndarray, warmup: int, runs: int
+) -> float:
+    """Median wall time of ``session`` on one uint8 batch, after ``warmup`` untimed runs."""
+    for _ in range(warmup):
+        session.run(None, {INPUT_NAME: image})
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        session.run(None, {INPUT_NAME: image})
+        times.append(time.perf_counter() - started)
+    return 1000.0 * float(np.median(times))
 
 
 def compare(net: SLLEN, session: ort.InferenceSession, image: np.ndarray) -> Agreement:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,11 @@ import httpx
 import pytest
 import redis
 
+from benchmarks.machine import free_port
 from service.config import PROJECT_ROOT, Settings, settings_env
 from service.local import redis_server, triton_server
 
 LOG_DIR = PROJECT_ROOT / ".run" / "test-logs"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:

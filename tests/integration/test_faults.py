@@ -18,6 +18,31 @@ from tests.integration.conftest import StackFactory
 PNG = encode(dark_scene(64, 96), "PNG")
 
 
+def _enqueue_directly(
+    r: redis.Redis,
+    keys: Keys,
+    *,
+    enqueued_at_ms: int,
+    deadline_at_ms: int,
+    attempts_so_far: int = 0,
+) -> Job:
+    """Put a job on the stream as the gateway would, with a history the test chooses."""
+    job = Job(
+        id=new_job_id(),
+        reply_to="",
+        options=EnhanceOptions(),
+        width=96,
+        height=64,
+        enqueued_at_ms=enqueued_at_ms,
+        deadline_at_ms=deadline_at_ms,
+    )
+    r.set(keys.upload(job.id), PNG, ex=60)
+    if attempts_so_far:
+        r.set(keys.attempts(job.id), attempts_so_far)
+    r.xadd(keys.stream, {"job": job.model_dump_json()})
+    return job
+
+
 def _post(client, **kw):  # type: ignore[no-untyped-def]
     return client.post("/enhance", files={"image": ("x.png", PNG)}, **kw)
 
@@ -68,18 +93,9 @@ def test_poison_job_fails_after_max_attempts_and_the_queue_moves_on(
     s = stack_factory(workers=0, max_attempts=2)
     keys = Keys(s.settings.key_prefix)
     r = redis.Redis.from_url(s.settings.redis_url)
-    job = Job(
-        id=new_job_id(),
-        reply_to="",
-        options=EnhanceOptions(),
-        width=96,
-        height=64,
-        enqueued_at_ms=now_ms(),
-        deadline_at_ms=now_ms() + 60_000,
-    )
-    r.set(keys.upload(job.id), PNG, ex=60)
-    r.set(keys.attempts(job.id), 2)  # two workers already died on it
-    r.xadd(keys.stream, {"job": job.model_dump_json()})
+    job = _enqueue_directly(
+        r, keys, enqueued_at_ms=now_ms(), deadline_at_ms=now_ms() + 60_000, attempts_so_far=2
+    )  # two workers already died on it
     s.add_worker()
     wait_until(lambda: r.exists(keys.result(job.id)) == 1, 20, "poison result")
     result = JobResult.unpack(r.get(keys.result(job.id)))  # type: ignore[arg-type]
@@ -104,17 +120,7 @@ def test_expired_job_is_not_run(stack_factory: StackFactory) -> None:
     s = stack_factory(workers=0)
     keys = Keys(s.settings.key_prefix)
     r = redis.Redis.from_url(s.settings.redis_url)
-    job = Job(
-        id=new_job_id(),
-        reply_to="",
-        options=EnhanceOptions(),
-        width=96,
-        height=64,
-        enqueued_at_ms=now_ms() - 5000,
-        deadline_at_ms=now_ms() - 1,
-    )
-    r.set(keys.upload(job.id), PNG, ex=60)
-    r.xadd(keys.stream, {"job": job.model_dump_json()})
+    job = _enqueue_directly(r, keys, enqueued_at_ms=now_ms() - 5000, deadline_at_ms=now_ms() - 1)
     s.add_worker()
     wait_until(lambda: r.exists(keys.result(job.id)) == 1, 20, "expired result")
     result = JobResult.unpack(r.get(keys.result(job.id)))  # type: ignore[arg-type]
