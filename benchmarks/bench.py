@@ -134,20 +134,26 @@ class Stack:
         return peaks
 
 
-async def closed_loop(url: str, photo: bytes, concurrency: int, seconds: float) -> dict[str, float]:
+async def closed_loop(
+    url: str, photos: list[bytes], concurrency: int, seconds: float
+) -> dict[str, float]:
+    """``concurrency`` clients, each posting the next of ``photos`` as soon as it has an answer."""
     latencies: list[float] = []
+    sent = 0
     errors = 0
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        for _ in range(2):  # warm-up
+        for photo in photos[:2] * 2:  # warm-up
             await client.post(
                 "/v1/enhance?format=jpeg", content=photo, headers={"content-type": "image/jpeg"}
             )
         stop_at = time.perf_counter() + seconds
 
         async def loop() -> None:
-            nonlocal errors
+            nonlocal errors, sent
             while time.perf_counter() < stop_at:
+                photo = photos[sent % len(photos)]
+                sent += 1
                 started = time.perf_counter()
                 r = await client.post(
                     "/v1/enhance?format=jpeg", content=photo, headers={"content-type": "image/jpeg"}
@@ -195,7 +201,9 @@ def measure_stack(seconds: float, workers: int) -> tuple[list[dict[str, float]],
     rows = []
     with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs") as stack:
         for concurrency in (1, 4, 8, 16):
-            row = asyncio.run(closed_loop(f"http://127.0.0.1:{port}", photo, concurrency, seconds))
+            row = asyncio.run(
+                closed_loop(f"http://127.0.0.1:{port}", [photo], concurrency, seconds)
+            )
             rows.append(row)
             print(
                 f"stack 600x400 c={concurrency:>2}: {row['images_per_s']:.2f} img/s"

@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(4, ge=1, le=64)
     batch_max_pixels: int = Field(2 * 1024 * 1024, ge=1)
     batch_wait_ms: int = Field(0, ge=0, le=10_000)
+    # Pad sides up to a multiple of this so different sizes batch together (0: equal shapes
+    # only). Off by default: on a CPU a batch runs no faster per image than single images,
+    # so padding is pure cost there (benchmarks/buckets.py); GPUs gain from full batches.
+    batch_bucket_px: int = Field(0, ge=0, le=4096)
     read_block_ms: int = Field(1000, ge=1)
     claim_idle_ms: int = Field(30_000, ge=100)
     claim_interval_s: float = Field(5.0, gt=0)

@@ -249,7 +249,9 @@ class Worker:
         work.height, work.width, work.exif = rgb.shape[0], rgb.shape[1], decoded.exif
         s = self.settings
         if rgb.shape[0] * rgb.shape[1] <= s.tile_above_pixels:
-            return [Part(work, 0, imaging.pad_to_min_side(rgb, s.model_min_side_px))]
+            return [
+                Part(work, 0, imaging.pad_for_model(rgb, s.model_min_side_px, s.batch_bucket_px))
+            ]
         work.tiles = tiling.plan(rgb.shape[0], rgb.shape[1], s.tile_size_px, s.tile_overlap_px)
         work.parts_total = len(work.tiles)
         return [Part(work, i, tile) for i, tile in enumerate(tiling.cut(rgb, work.tiles))]

@@ -105,11 +105,30 @@ def test_decode_normalises_modes_to_rgb(mode: str) -> None:
         assert np.abs(out[..., 0].astype(int) - rgb[..., 1]).max() <= 1
 
 
-def test_pad_to_min_side_replicates_edges() -> None:
+def test_pad_for_model_replicates_edges() -> None:
     tiny = np.arange(6, dtype=np.uint8).reshape(1, 2, 3)
-    padded = imaging.pad_to_min_side(tiny, 32)
+    padded = imaging.pad_for_model(tiny, 32)
     assert padded.shape == (32, 32, 3)
     assert (padded[:1, :2] == tiny).all() and (padded[31, 31] == tiny[0, 1]).all()
+
+
+@pytest.mark.parametrize(
+    ("shape", "bucket", "expected"),
+    [
+        ((400, 600), 0, (400, 600)),
+        ((400, 600), 128, (512, 640)),
+        ((512, 640), 128, (512, 640)),
+        ((20, 700), 256, (256, 768)),
+        ((401, 599), 64, (448, 640)),
+    ],
+)
+def test_pad_for_model_rounds_up_to_buckets(
+    shape: tuple[int, int], bucket: int, expected: tuple[int, int]
+) -> None:
+    image = dark_scene(*shape, peak=255)
+    padded = imaging.pad_for_model(image, 32, bucket)
+    assert padded.shape[:2] == expected
+    assert (padded[: shape[0], : shape[1]] == image).all()  # the photo itself is untouched
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
