@@ -200,16 +200,27 @@ class SicePairs:
     def pair(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         return self.images[self.low_idx[k]], self.images[self.high_idx[k]]
 
-    def sample(self, rng: np.random.Generator, batch: int, crop: int) -> tuple[Tensor, Tensor]:
-        """Random aligned crops with flips -> (low, high) float [B, 3, crop, crop] in [0, 1]."""
+    def sample(
+        self, rng: np.random.Generator, batch: int, crop: int, whole_prob: float = 0.0
+    ) -> tuple[Tensor, Tensor]:
+        """Aligned samples with flips -> (low, high) float [B, 3, crop, crop] in [0, 1].
+
+        Each sample is a random crop or, with ``whole_prob``, the whole frame shrunk to
+        ``crop`` (area filter): crops alone never show the network a whole scene, yet the
+        right exposure is a whole-scene decision.
+        """
         ks = rng.integers(0, len(self), size=batch)
         lows, highs = [], []
         for k in ks:
             low, high = self.pair(int(k))
-            sl = _random_crop(rng, low.shape[0], low.shape[1], crop)
             flip = _random_flip(rng)
-            lows.append(flip(low[sl]))
-            highs.append(flip(high[sl]))
+            if rng.random() < whole_prob:
+                low, high = _shrink(low, crop), _shrink(high, crop)
+            else:
+                sl = _random_crop(rng, low.shape[0], low.shape[1], crop)
+                low, high = low[sl], high[sl]
+            lows.append(flip(low))
+            highs.append(flip(high))
         return to_tensor(np.stack(lows)), to_tensor(np.stack(highs))
 
 
@@ -288,6 +299,12 @@ def _random_crop(rng: np.random.Generator, h: int, w: int, crop: int) -> tuple[s
     top = int(rng.integers(0, h - crop + 1))
     left = int(rng.integers(0, w - crop + 1))
     return slice(top, top + crop), slice(left, left + crop)
+
+
+def _shrink(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [H, W, 3] -> [size, size, 3] with a box (area) filter."""
+    im = Image.fromarray(image).resize((size, size), Image.Resampling.BOX)
+    return np.asarray(im)
 
 
 def _random_flip(rng: np.random.Generator):  # type: ignore[no-untyped-def]

@@ -30,7 +30,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "silu": lambda: nn.SiLU(inplace=True),
 }
 
-OUTPUT_MODES = ("curve", "gain")
+OUTPUT_MODES = ("curve", "gain", "curve_detail")
 NORM_LUMA = 0.45  # SICE well-exposed targets sit at mean luma ~90..170 of 255
 MAX_GAIN = 64.0
 
@@ -149,6 +149,22 @@ class FeatureEnhanceBlock(nn.Module):
         return self.body(x)
 
 
+class GlobalContext(nn.Module):
+    """Image-level scale and shift from the pooled bottleneck.
+
+    Exposure is a whole-image decision: a crop-sized receptive field cannot tell a dark
+    wall in a bright room from a dark room, so the bottleneck is modulated by its own mean.
+    """
+
+    def __init__(self, ch: int, act: str) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(conv1x1(ch, ch), ACTIVATIONS[act](), conv1x1(ch, 2 * ch))
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale, shift = self.mlp(x.mean(dim=(2, 3), keepdim=True)).chunk(2, dim=1)
+        return x * (1.0 + scale) + shift
+
+
 def resize_to_level(t: Tensor, t_level: int, level: int) -> Tensor:
     """Move a map living at 1/2**t_level to 1/2**level (integer factors only)."""
     if level == t_level:
@@ -171,9 +187,11 @@ class EnhanceDecoder(nn.Module):
         out_ch: int,
         act: str,
         use_semantics: bool,
+        global_context: bool = False,
     ) -> None:
         super().__init__()
         assert len(dec_widths) == len(enc_widths) - 1
+        self.context = GlobalContext(enc_widths[-1], act) if global_context else None
         in_widths = (enc_widths[-1], *dec_widths[:-1])
         skip_widths = enc_widths[-2::-1]  # skips from 1/2**(n-1) down to 1/2
         self.reduce = nn.ModuleList(
@@ -192,6 +210,8 @@ class EnhanceDecoder(nn.Module):
     def forward(self, feats: list[Tensor], seg: SegOutput) -> Tensor:
         n = len(feats)
         y = feats[-1]  # [B, C, H/2**n, W/2**n]
+        if self.context is not None:
+            y = self.context(y)
         for i in range(n - 1):
             level = n - 1 - i  # this step's output lives at 1/2**level
             y = self.act(up(self.reduce[i](y), 2) + self.skips[i](feats[level - 1]))
@@ -220,6 +240,7 @@ class SLLEN(nn.Module):
         curve_iters: int = 8,
         curve_maps: int = 2,
         input_norm: bool = False,
+        global_context: bool = False,
     ) -> None:
         super().__init__()
         if len(enc_widths) < 3:
@@ -233,7 +254,9 @@ class SLLEN(nn.Module):
         self.curve_iters = curve_iters
         self.curve_maps = curve_maps
         self.input_norm = input_norm
-        out_ch = 3 * curve_maps if output_mode == "curve" else 3
+        out_ch = {"curve": 3 * curve_maps, "gain": 3, "curve_detail": 3 * curve_maps + 4}[
+            output_mode
+        ]
         # BT.601 luma weights as a buffer: [1, 3, 1, 1].
         self.register_buffer(
             "luma_weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False
@@ -248,6 +271,7 @@ class SLLEN(nn.Module):
             out_ch,
             act,
             use_semantics,
+            global_context,
         )
 
     def normalise(self, x: Tensor) -> Tensor:
@@ -279,7 +303,19 @@ class SLLEN(nn.Module):
         if self.output_mode == "gain":
             # Gain up to e^4 ~ 55x: enough for luma 4 -> 200.
             return x * torch.exp(4.0 * torch.tanh(params))
-        alphas = torch.tanh(params)
+        n_curve = 3 * self.curve_maps
+        y = self.apply_curves(x, torch.tanh(params[:, :n_curve]))
+        if self.output_mode == "curve":
+            return y
+        # curve_detail: a curve amplifies the input's noise and JPEG blocks with its
+        # signal. Keep the curve's coarse image plus a learned correction, and let a
+        # gate decide per pixel how much of its fine detail is texture worth keeping.
+        coarse = up(F.avg_pool2d(y, kernel_size=4, stride=4), 4)
+        residual = params[:, n_curve : n_curve + 3]
+        gate = torch.sigmoid(params[:, n_curve + 3 : n_curve + 4] + 2.0)  # starts near 0.88
+        return coarse + residual + gate * (y - coarse)
+
+    def apply_curves(self, x: Tensor, alphas: Tensor) -> Tensor:
         y = x
         per_map = self.curve_iters // self.curve_maps
         for i in range(self.curve_iters):
@@ -310,6 +346,7 @@ class NetConfig:
     curve_iters: int = 8
     curve_maps: int = 2
     input_norm: bool = False  # old checkpoints lack the key and were trained without it
+    global_context: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> NetConfig:
@@ -317,11 +354,14 @@ class NetConfig:
         return cls(**kw)  # type: ignore[arg-type]
 
 
+# v3 (measured on held-out SICE, equal 14-min budgets): global context + curve_detail 21.34 dB,
+# global context + plain curve 20.79, v2 (neither, 31 min) 20.07.
+_V3 = {"input_norm": True, "global_context": True, "output_mode": "curve_detail"}
 VARIANTS: dict[str, NetConfig] = {
-    "small": NetConfig(input_norm=True),
-    "small_nosem": NetConfig(use_semantics=False, input_norm=True),
+    "small": NetConfig(**_V3),  # type: ignore[arg-type]
+    "small_nosem": NetConfig(use_semantics=False, **_V3),  # type: ignore[arg-type]
     "large": NetConfig(
-        input_norm=True,
+        **_V3,  # type: ignore[arg-type]
         enc_widths=(32, 64, 128, 192),
         enc_depths=(1, 2, 3, 3),
         seg_width=64,

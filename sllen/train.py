@@ -58,6 +58,7 @@ class TrainConfig:
     ema_decay: float = 0.998
     seg_every: int = 3  # 1 in seg_every steps is a segmentation step
     camvid_enh_prob: float = 0.3
+    whole_prob: float = 0.0  # SICE samples shown as the whole frame shrunk to ``crop``
     seg_dark_prob: float = 0.75  # daylight CamVid darkened in seg steps
     w_charbonnier: float = 1.0
     w_ssim: float = 0.5
@@ -178,7 +179,7 @@ def enh_step_loss(
     model: SLLEN, data: Data, cfg: TrainConfig, rng: np.random.Generator, gen: torch.Generator
 ) -> tuple[str, Tensor]:
     if rng.random() >= cfg.camvid_enh_prob:
-        low, high = data.sice.sample(rng, cfg.batch_size, cfg.crop)
+        low, high = data.sice.sample(rng, cfg.batch_size, cfg.crop, cfg.whole_prob)
         loss, _ = enh_loss(model, low, high, cfg)
         return "sice", loss
     normal, _, _ = data.camvid.sample(rng, cfg.batch_size, cfg.crop, daylight_only=True)
