@@ -1,7 +1,8 @@
 """`make bench`: the raw model against the whole stack, measured in one run on this machine.
 
-1. Raw model: ONNX Runtime on model_repository/sllen/1/model.onnx with the session options that
-   Triton's model.py uses; images/s at batch 1 and at the best batch, for 600x400 and 1920x1080.
+1. Raw model: ONNX Runtime on the ONNX file that model_repository/sllen/config.pbtxt serves, with
+   the session options of Triton's model.py; images/s at batch 1 and at the best batch, for
+   600x400 and 1920x1080.
 2. The whole stack (gateway, Redis, worker, Triton) started here on free ports: closed-loop clients
    at concurrency 1, 4, 8, 16 posting a 600x400 JPEG; throughput and p50/p95/p99 latency.
 3. Ratios against (1) from the same run: stack throughput / raw throughput, and the latency the
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -33,7 +35,19 @@ from service.config import PROJECT_ROOT, Settings
 from service.local.supervisor import plan
 from tests.images import dark_scene, encode
 
-MODEL = PROJECT_ROOT / "model_repository" / "sllen" / "1" / "model.onnx"
+MODEL_DIR = PROJECT_ROOT / "model_repository" / "sllen"
+
+
+def served_onnx(model_dir: Path = MODEL_DIR) -> Path:
+    """The ONNX file Triton's config.pbtxt names: the raw baseline must be the served model."""
+    config = (model_dir / "config.pbtxt").read_text()
+    match = re.search(r'key: "onnx_file", value: \{ string_value: "([^"]+)" \}', config)
+    if match is None:
+        raise ValueError(f"no onnx_file parameter in {model_dir / 'config.pbtxt'}")
+    return model_dir / "1" / match.group(1)
+
+
+MODEL = served_onnx()
 REPORT = PROJECT_ROOT / ".run" / "reports" / "bench.json"
 SIZES = {"600x400": (400, 600), "1920x1080": (1080, 1920)}
 

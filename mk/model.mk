@@ -1,6 +1,7 @@
 # Model targets (network, training, export, evaluation). Included from the top-level Makefile.
 #   make train  [MODEL_CONFIG=configs/small.json RUN=runs/small MINUTES=35]
 #   make export [CHECKPOINT=runs/small/last.pt]
+#   make quantize          (model.onnx -> model_int8.onnx + weights/sllen_small.int8.json)
 #   make export-ablation   (runs/small_nosem/last.pt -> runs/small_nosem/model.onnx)
 #   make eval   [EVAL_ARGS='--model new=runs/small/model.onnx']
 #   make checkpoint-save   (runs/<name>/last.pt -> checkpoints/<name>/last.pt, committed)
@@ -17,7 +18,7 @@ CHECKPOINT ?= $(RUN)/last.pt
 ONNX_OUT ?= model_repository/sllen/1/model.onnx
 EVAL_ARGS ?=
 
-.PHONY: train train-fg export export-ablation export-untrained eval checkpoint-save test-model
+.PHONY: train train-fg export export-ablation export-untrained quantize eval checkpoint-save test-model
 
 TRAIN_ARGS = --config $(MODEL_CONFIG) --out $(RUN) --resume-from $(RESUME_FROM) \
 	$(if $(MINUTES),--minutes $(MINUTES))
@@ -40,6 +41,10 @@ train-fg:
 ## export: checkpoint (EMA weights) -> checked ONNX in the model repository (+ weights/)
 export:
 	$(PY) -m sllen.export --checkpoint $(CHECKPOINT) --out $(ONNX_OUT)
+
+## quantize: int8 twin of the exported model (model_int8.onnx) with its PSNR cost and speed-up
+quantize:
+	$(PY) -m sllen.quantize --model $(ONNX_OUT)
 
 ## export-ablation: the no-HSF/IEF ablation -> runs/small_nosem/model.onnx (not the repo)
 export-ablation:

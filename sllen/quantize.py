@@ -1,6 +1,6 @@
 """int8 variant of the exported model (ONNX Runtime static QDQ quantisation), judged by measurement.
 
-    python -m sllen.quantize [--model model_repository/sllen/1/model.onnx] [--out runs/int8.onnx]
+    python -m sllen.quantize   (make quantize: model.onnx -> model_int8.onnx beside it)
 
 Convolutions get int8 weights (per output channel) and uint8 activations calibrated on SICE
 *training* under-exposed frames; everything else stays fp32, and the uint8 I/O contract does not
@@ -85,7 +85,8 @@ def measure(path: Path, pairs: D.SicePairs) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=MODEL)
-    parser.add_argument("--out", type=Path, default=Path("runs/int8/model.onnx"))
+    parser.add_argument("--out", type=Path, default=MODEL.with_name("model_int8.onnx"))
+    parser.add_argument("--report", type=Path, default=Path("weights/sllen_small.int8.json"))
     parser.add_argument("--data-root", type=Path, default=D.DEFAULT_DATA_ROOT)
     parser.add_argument("--calibration-images", type=int, default=48)
     args = parser.parse_args(argv)
@@ -102,8 +103,16 @@ def main(argv: list[str] | None = None) -> None:
         )
     verdict = "may become the default" if drop <= MAX_PSNR_DROP_DB else "stays off"
     print(f"int8 vs fp32: {speedup:.2f}x speed, PSNR {-drop:+.2f} dB -> {verdict}")
-    report = {"rows": rows, "psnr_drop_db": drop, "speedup": speedup, "verdict": verdict}
-    (args.out.parent / "quantize.json").write_text(json.dumps(report, indent=2))
+    report = {
+        "fp32": str(args.model),
+        "int8": str(args.out),
+        "rows": rows,
+        "psnr_drop_db": drop,
+        "speedup": speedup,
+        "verdict": verdict,
+    }
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
