@@ -49,6 +49,7 @@ class Work:
     entry_id: bytes
     job: Job
     started_ms: int
+    upload: bytes
     height: int = 0
     width: int = 0
     exif: bytes | None = None
@@ -216,25 +217,25 @@ class Worker:
                 await self.queue.drop(entry.entry_id)
                 continue
             job, started = entry.job, now_ms()
-            attempts, cancelled = await self.queue.begin_attempt(job.id)
-            if cancelled:
+            attempt = await self.queue.begin_attempt(job.id)
+            if attempt.cancelled:
                 await self._fail(entry.entry_id, job, Cancelled("the client went away"))
-            elif attempts > self.settings.max_attempts:
+            elif attempt.number > self.settings.max_attempts:
                 await self._fail(
-                    entry.entry_id, job, JobFailed(f"gave up after {attempts - 1} attempts")
+                    entry.entry_id, job, JobFailed(f"gave up after {attempt.number - 1} attempts")
                 )
             elif job.expired(started):
                 await self._fail(entry.entry_id, job, _expired())
+            elif attempt.upload is None:
+                await self._fail(
+                    entry.entry_id, job, JobFailed("the upload expired before processing")
+                )
             else:
-                await self.queue.mark_running(job.id)
-                works.append(Work(entry.entry_id, job, started))
+                works.append(Work(entry.entry_id, job, started, attempt.upload))
         return works
 
     async def _decode(self, work: Work) -> list[Part]:
-        data = await self.queue.load_upload(work.job.id)
-        if data is None:
-            await self._fail_work(work, JobFailed("the upload expired before processing"))
-            return []
+        data, work.upload = work.upload, b""  # the decoded pixels replace the bytes
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:

@@ -53,6 +53,15 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class Attempt:
+    """A delivery of a job to a worker, as ``JobQueue.begin_attempt`` found it."""
+
+    number: int  # deliveries so far, this one included
+    cancelled: bool  # the client has given up on the job
+    upload: bytes | None  # None: the upload expired
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     depth: int
     pending: int
@@ -117,12 +126,6 @@ class JobQueue:
         raw: Any = await _guard(self.redis.get(self.keys.state(job_id)), "GET state")
         return bytes(raw).decode() if raw is not None else None
 
-    async def mark_running(self, job_id: str) -> None:
-        # XX: only async jobs have a state key; KEEPTTL: the record's lifetime is unchanged.
-        await _guard(
-            self.redis.set(self.keys.state(job_id), b"running", xx=True, keepttl=True), "SET state"
-        )
-
     async def get_result(self, job_id: str) -> JobResult | None:
         raw: Any = await _guard(self.redis.get(self.keys.result(job_id)), "GET result")
         return JobResult.unpack(raw) if raw is not None else None
@@ -175,19 +178,19 @@ class JobQueue:
                 "XCLAIM",
             )
 
-    async def load_upload(self, job_id: str) -> bytes | None:
-        data: Any = await _guard(self.redis.get(self.keys.upload(job_id)), "GET upload")
-        return bytes(data) if data is not None else None
-
-    async def begin_attempt(self, job_id: str) -> tuple[int, bool]:
-        """Count a delivery of the job; also say whether its client has given up on it."""
+    async def begin_attempt(self, job_id: str) -> Attempt:
+        """Start a delivery in one round trip: count it, see whether the client has given up,
+        mark the job running and fetch its upload (a failed start is overwritten by its result)."""
         key = self.keys.attempts(job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(key)
             pipe.expire(key, self.settings.upload_ttl_s + self.settings.result_ttl_s)
             pipe.exists(self.keys.cancelled(job_id))
-            n, _, cancelled = await _guard(pipe.execute(), "INCR attempts")
-        return int(n), bool(cancelled)
+            # XX: only async jobs have a state key; KEEPTTL: the record's lifetime is unchanged.
+            pipe.set(self.keys.state(job_id), b"running", xx=True, keepttl=True)
+            pipe.get(self.keys.upload(job_id))
+            n, _, cancelled, _, upload = await _guard(pipe.execute(), "begin attempt")
+        return Attempt(int(n), bool(cancelled), bytes(upload) if upload is not None else None)
 
     async def cancel(self, job_id: str, ttl_s: int) -> None:
         """The client went away: workers that have not started the job skip it."""

@@ -48,9 +48,9 @@ async def test_enqueue_read_finish_removes_the_job(queue: JobQueue) -> None:
     job = _job()
     await queue.enqueue(job, b"bytes")
     [entry] = await queue.read("c1", 10, 100)
-    assert entry.job == job and await queue.load_upload(job.id) == b"bytes"
+    assert entry.job == job and (await queue.begin_attempt(job.id)).upload == b"bytes"
     assert await queue.finish(entry.entry_id, job.id, None, JobResult(id=job.id, status="done"))
-    assert await queue.depth() == 0 and await queue.load_upload(job.id) is None
+    assert await queue.depth() == 0 and not await queue.redis.exists(queue.keys.upload(job.id))
     assert (await queue.get_result(job.id)).status == "done"  # type: ignore[union-attr]
 
 
@@ -126,9 +126,14 @@ async def test_waiter_finds_a_result_whose_notification_was_lost(queue: JobQueue
 
 async def test_attempts_are_counted_per_job(queue: JobQueue) -> None:
     job_id = new_job_id()
-    assert [await queue.begin_attempt(job_id) for _ in range(2)] == [(1, False), (2, False)]
+    attempts = [await queue.begin_attempt(job_id) for _ in range(2)]
+    assert [(a.number, a.cancelled, a.upload) for a in attempts] == [
+        (1, False, None),
+        (2, False, None),
+    ]
     await queue.cancel(job_id, 10)
-    assert await queue.begin_attempt(job_id) == (3, True)
+    third = await queue.begin_attempt(job_id)
+    assert (third.number, third.cancelled) == (3, True)
 
 
 async def test_stats_report_depth_pending_and_lag(queue: JobQueue) -> None:
