@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODELS = {
     "SLLEN (model_repository)": Path("model_repository/sllen/1/model.onnx"),
+    "SLLEN int8 (make quantize)": Path("model_repository/sllen/1/model_int8.onnx"),
     "ablation: no HSF/IEF": Path("runs/small_nosem/model.onnx"),
 }
 DARKEN_SEED = 1234
