@@ -208,13 +208,15 @@ def local_settings(**overrides: Any) -> Settings:
     return Settings(**values)
 
 
-def measure_stack(seconds: float, workers: int) -> tuple[list[dict[str, float]], dict[str, float]]:
+def measure_stack(
+    seconds: float, workers: int, concurrencies: tuple[int, ...] = (1, 4, 8, 16)
+) -> tuple[list[dict[str, float]], dict[str, float]]:
     settings = local_settings(workers=workers)
     port = settings.port
     photo = encode(dark_scene(400, 600, seed=1), "JPEG", quality=90)
     rows = []
     with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs") as stack:
-        for concurrency in (1, 4, 8, 16):
+        for concurrency in concurrencies:
             row = asyncio.run(
                 closed_loop(f"http://127.0.0.1:{port}", [photo], concurrency, seconds)
             )
@@ -233,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--concurrency", default="1,4,8,16", help="comma-separated")
     args = parser.parse_args(argv)
     cpu = machine.cpu_info()
     print(
@@ -241,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     raw = measure_raw(args.seconds)
-    stack_rows, memory = measure_stack(args.seconds, args.workers)
+    concurrencies = tuple(int(c) for c in args.concurrency.split(","))
+    stack_rows, memory = measure_stack(args.seconds, args.workers, concurrencies)
     raw_600 = raw["600x400"]
     best_stack = max(stack_rows, key=lambda r: r["images_per_s"])
     gflops_mp = machine.model_gflops_per_mp()
