@@ -24,7 +24,7 @@ from PIL import Image
 
 from benchmarks.bench import MODEL, ort_session
 from service import imaging
-from service.config import PROJECT_ROOT
+from service.config import PROJECT_ROOT, Settings
 from tests.images import dark_scene, encode
 
 REPORT = PROJECT_ROOT / ".run" / "reports" / "codecs.json"
@@ -57,9 +57,15 @@ def jpeg_decoders() -> dict[str, Callable[[bytes], np.ndarray]]:
 
 
 def encode_output(image: np.ndarray, fmt: imaging.OutputFormat) -> bytes:
-    """The service's own encoder with its default settings."""
+    """The service's own encoder with its configured settings."""
+    s = Settings()
     return imaging.encode_image(
-        image, fmt, quality=None, png_compress_level=1, jpeg_quality=90, webp_quality=85
+        image,
+        fmt,
+        quality=None,
+        png_compress_level=s.png_compress_level,
+        jpeg_quality=s.jpeg_quality,
+        webp_quality=s.webp_quality,
     )
 
 

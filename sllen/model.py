@@ -15,7 +15,7 @@ All spatial sizes must be multiples of ``SLLEN.stride``; the deploy wrapper pads
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -356,12 +356,12 @@ class NetConfig:
 
 # v3 (measured on held-out SICE, equal 14-min budgets): global context + curve_detail 21.34 dB,
 # global context + plain curve 20.79, v2 (neither, 31 min) 20.07.
-_V3 = {"input_norm": True, "global_context": True, "output_mode": "curve_detail"}
+_V3 = NetConfig(input_norm=True, global_context=True, output_mode="curve_detail")
 VARIANTS: dict[str, NetConfig] = {
-    "small": NetConfig(**_V3),  # type: ignore[arg-type]
-    "small_nosem": NetConfig(use_semantics=False, **_V3),  # type: ignore[arg-type]
-    "large": NetConfig(
-        **_V3,  # type: ignore[arg-type]
+    "small": _V3,
+    "small_nosem": replace(_V3, use_semantics=False),
+    "large": replace(
+        _V3,
         enc_widths=(32, 64, 128, 192),
         enc_depths=(1, 2, 3, 3),
         seg_width=64,

@@ -16,7 +16,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from onnxruntime.quantization import (
     CalibrationDataReader,
     CalibrationMethod,
@@ -28,8 +27,9 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from sllen import data as D
 from sllen.deploy import INPUT_NAME
-from sllen.evaluate import latency_ms, sice_metrics
+from sllen.evaluate import latency_ms, onnx_runner, sice_metrics
 from sllen.export import make_session
+from sllen.train import TrainConfig
 
 MODEL = Path("model_repository/sllen/1/model.onnx")
 MAX_PSNR_DROP_DB = 0.1
@@ -47,7 +47,7 @@ class SiceCalibration(CalibrationDataReader):
 
 
 def calibration_images(root: Path, count: int, seed: int = 0) -> list[np.ndarray]:
-    train = D.SicePairs.load(root / "sice", 0.12, val=False)
+    train = D.SicePairs.load(root / "sice", TrainConfig.val_fraction, val=False)
     ks = np.random.default_rng(seed).choice(len(train), size=count, replace=False)
     return [train.pair(int(k))[0] for k in ks]
 
@@ -71,13 +71,9 @@ def quantize(model: Path, out: Path, images: list[np.ndarray]) -> None:
 
 
 def measure(path: Path, pairs: D.SicePairs) -> dict[str, float]:
-    session: ort.InferenceSession = make_session(path.read_bytes(), threads=2)
-
-    def enhance(image: np.ndarray) -> np.ndarray:
-        out: np.ndarray = session.run(None, {INPUT_NAME: image[None]})[0][0]
-        return out
-
-    row = sice_metrics(enhance, pairs)
+    session = make_session(path.read_bytes(), threads=2)
+    run = onnx_runner(session)
+    row = sice_metrics(lambda image: run(image)[0], pairs)
     row["ms_600x400"] = latency_ms(session, runs=20)
     return row
 
@@ -92,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     quantize(args.model, args.out, calibration_images(args.data_root, args.calibration_images))
-    pairs = D.SicePairs.load(args.data_root / "sice", 0.12, val=True)
+    pairs = D.SicePairs.load(args.data_root / "sice", TrainConfig.val_fraction, val=True)
     rows = {"fp32": measure(args.model, pairs), "int8": measure(args.out, pairs)}
     drop = rows["fp32"]["psnr"] - rows["int8"]["psnr"]
     speedup = rows["fp32"]["ms_600x400"] / rows["int8"]["ms_600x400"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -13,6 +14,12 @@ from service.config import Settings
 from tests.conftest import Proc, free_port, start_component, wait_until
 
 _prefixes = itertools.count()
+
+
+def metric_value(text: str, series: str) -> float:
+    """The value of one series (name plus labels, exactly) on a Prometheus page; -1 if absent."""
+    match = re.search(rf"^{re.escape(series)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else -1.0
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import re
 
 import httpx
 import pytest
@@ -12,17 +11,12 @@ import redis
 from service.queue.keys import Keys
 from tests.conftest import free_port, wait_until
 from tests.images import dark_scene, decode, encode
-from tests.integration.conftest import StackFactory
+from tests.integration.conftest import StackFactory, metric_value
 
 pytestmark = pytest.mark.integration
 
 # All different, all padded to 128x128 by a 128 px bucket.
 SIZES = [(100, 120), (90, 128), (128, 70), (110, 100)]
-
-
-def _value(text: str, series: str) -> float:
-    match = re.search(rf"^{re.escape(series)} ([0-9.e+-]+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else -1.0
 
 
 @pytest.mark.parametrize(("bucket", "calls"), [(128, 1), (0, len(SIZES))])
@@ -50,5 +44,5 @@ def test_different_sizes_share_a_triton_call_only_with_buckets(
     for (status, shape), (h, w) in zip(results, SIZES, strict=True):
         assert status == 200 and shape == (h, w, 3)  # padding cropped back off
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    assert _value(metrics, "sllen_batch_size_sum") == len(SIZES)
-    assert _value(metrics, "sllen_batch_size_count") == calls
+    assert metric_value(metrics, "sllen_batch_size_sum") == len(SIZES)
+    assert metric_value(metrics, "sllen_batch_size_count") == calls

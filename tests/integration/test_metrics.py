@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import httpx
 
 from tests.conftest import free_port, wait_until
 from tests.images import dark_scene, encode
-from tests.integration.conftest import StackFactory
-
-
-def _value(text: str, series: str) -> float:
-    match = re.search(rf"^{re.escape(series)} ([0-9.e+-]+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else -1.0
+from tests.integration.conftest import StackFactory, metric_value
 
 
 def test_gateway_and_worker_metrics(stack_factory: StackFactory) -> None:
@@ -26,20 +19,24 @@ def test_gateway_and_worker_metrics(stack_factory: StackFactory) -> None:
 
     gateway = s.client.get("/metrics").text
     assert (
-        _value(gateway, 'sllen_http_requests_total{method="POST",route="/enhance",status="200"}')
+        metric_value(
+            gateway, 'sllen_http_requests_total{method="POST",route="/enhance",status="200"}'
+        )
         == 3
     )
-    assert _value(gateway, 'sllen_errors_total{code="unsupported_media_type"}') == 1
+    assert metric_value(gateway, 'sllen_errors_total{code="unsupported_media_type"}') == 1
     assert "sllen_http_request_duration_seconds_bucket" in gateway
     assert "sllen_queue_wait_seconds_count" in gateway
 
     worker_url = f"http://127.0.0.1:{port}/metrics"
     wait_until(
-        lambda: _value(httpx.get(worker_url).text, "sllen_queue_depth") == 0, 10, "queue gauge"
+        lambda: metric_value(httpx.get(worker_url).text, "sllen_queue_depth") == 0,
+        10,
+        "queue gauge",
     )
     worker = httpx.get(worker_url).text
-    assert _value(worker, 'sllen_jobs_total{outcome="done"}') == 3
-    assert _value(worker, "sllen_batch_size_count") >= 1
-    assert _value(worker, "sllen_inference_duration_seconds_count") >= 1
+    assert metric_value(worker, 'sllen_jobs_total{outcome="done"}') == 3
+    assert metric_value(worker, "sllen_batch_size_count") >= 1
+    assert metric_value(worker, "sllen_inference_duration_seconds_count") >= 1
     for gauge in ("sllen_queue_pending", "sllen_queue_oldest_age_seconds"):
-        assert _value(worker, gauge) >= 0
+        assert metric_value(worker, gauge) >= 0
