@@ -42,6 +42,7 @@ PAIR_MIN_CORR = 0.5
 LOW_LUMA = (4.0, 45.0)
 HIGH_LUMA = (90.0, 170.0)
 TARGET_LUMA = 120.0
+PACKED_INDEX = "index.json"
 
 # SegNet median-frequency weights, CamVid ids 0..10.
 CAMVID_CLASS_WEIGHTS = (
@@ -142,7 +143,15 @@ def _pairs(
 
 
 def scan_sice(root: Path) -> SiceIndex:
-    """Segment SICE into runs and pairs; cached in .cache/ keyed by the file list."""
+    """Segment SICE into runs and pairs; cached in .cache/ keyed by the file list.
+
+    A packed copy (``sllen.pack``) holds only the frames that pairs use, so it carries
+    the index of the full set as ``index.json`` instead of re-deriving a different one.
+    """
+    packed = root / PACKED_INDEX
+    if packed.exists():
+        d = json.loads(packed.read_text())
+        return SiceIndex(d["ids"], d["lumas"], d["runs"], [tuple(p) for p in d["pairs"]])
     ids = sorted(int(p.stem) for p in root.glob("*.jpg"))
     key = hashlib.sha1(json.dumps([str(root), ids, RUN_BREAK_CORR, PAIR_MIN_CORR]).encode())
     cache = CACHE_DIR / f"sice_index_{key.hexdigest()[:12]}.json"
@@ -180,6 +189,7 @@ class SicePairs:
         self.images = images
         self.low_idx = low_idx
         self.high_idx = high_idx
+        self._shrunk: dict[tuple[int, int], np.ndarray] = {}  # whole frames are reused
 
     @classmethod
     def load(cls, root: Path, val_fraction: float, val: bool) -> SicePairs:
@@ -200,28 +210,44 @@ class SicePairs:
     def pair(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         return self.images[self.low_idx[k]], self.images[self.high_idx[k]]
 
+    def shrunk_pair(self, k: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pair k, whole frames shrunk to ``size`` (memoised: the filter is 3 ms a frame)."""
+        out = []
+        for i in (int(self.low_idx[k]), int(self.high_idx[k])):
+            if (i, size) not in self._shrunk:
+                self._shrunk[i, size] = _shrink(self.images[i], size)
+            out.append(self._shrunk[i, size])
+        return out[0], out[1]
+
     def sample(
-        self, rng: np.random.Generator, batch: int, crop: int, whole_prob: float = 0.0
+        self,
+        rng: np.random.Generator,
+        batch: int,
+        crop: int,
+        whole_prob: float = 0.0,
+        dihedral: bool = False,
+        device: torch.device | str = "cpu",
     ) -> tuple[Tensor, Tensor]:
         """Aligned samples with flips -> (low, high) float [B, 3, crop, crop] in [0, 1].
 
         Each sample is a random crop or, with ``whole_prob``, the whole frame shrunk to
         ``crop`` (area filter): crops alone never show the network a whole scene, yet the
-        right exposure is a whole-scene decision.
+        right exposure is a whole-scene decision. ``dihedral`` adds vertical flips and
+        transposes (8 orientations instead of 2) against over-fitting the few scenes.
         """
         ks = rng.integers(0, len(self), size=batch)
         lows, highs = [], []
         for k in ks:
             low, high = self.pair(int(k))
-            flip = _random_flip(rng)
+            flip = _random_dihedral(rng) if dihedral else _random_flip(rng)
             if rng.random() < whole_prob:
-                low, high = _shrink(low, crop), _shrink(high, crop)
+                low, high = self.shrunk_pair(int(k), crop)
             else:
                 sl = _random_crop(rng, low.shape[0], low.shape[1], crop)
                 low, high = low[sl], high[sl]
             lows.append(flip(low))
             highs.append(flip(high))
-        return to_tensor(np.stack(lows)), to_tensor(np.stack(highs))
+        return to_tensor(np.stack(lows), device), to_tensor(np.stack(highs), device)
 
 
 # --------------------------------------------------------------------------- CamVid
@@ -241,13 +267,14 @@ class CamVid:
         """``dusk``: "all", "drop_holdout" (training) or "only_holdout" (dusk evaluation)."""
         if dusk not in DUSK_MODES:
             raise ValueError(f"dusk must be one of {DUSK_MODES}")
-        paths = sorted((root / split).glob("*.png"))
-        held = dusk_holdout([p.name for p in paths])
+        # A packed copy stores the photos as JPEG (sllen.pack); labels stay lossless PNG.
+        paths = sorted((root / split).glob("*.png")) or sorted((root / split).glob("*.jpg"))
+        held = dusk_holdout([p.stem for p in paths])
         if dusk == "drop_holdout":
-            paths = [p for p in paths if p.name not in held]
+            paths = [p for p in paths if p.stem not in held]
         elif dusk == "only_holdout":
-            paths = [p for p in paths if p.name in held]
-        names = [p.name for p in paths]
+            paths = [p for p in paths if p.stem in held]
+        names = [p.stem + ".png" for p in paths]
         labels = load_many([root / f"{split}annot" / n for n in names])[..., 0]
         data = cls(names, load_many(paths), labels)
         log.info("CamVid %s: %d images (%d dusk)", split, len(paths), int(data.dusk.sum()))
@@ -257,7 +284,12 @@ class CamVid:
         return len(self.names)
 
     def sample(
-        self, rng: np.random.Generator, batch: int, crop: int, daylight_only: bool = False
+        self,
+        rng: np.random.Generator,
+        batch: int,
+        crop: int,
+        daylight_only: bool = False,
+        device: torch.device | str = "cpu",
     ) -> tuple[Tensor, Tensor, Tensor]:
         """-> (images float [B, 3, c, c], labels int64 [B, c, c], dusk bool [B])."""
         pool = np.flatnonzero(~self.dusk) if daylight_only else np.arange(len(self))
@@ -268,8 +300,9 @@ class CamVid:
             flip = _random_flip(rng)
             ims.append(flip(self.images[k][sl]))
             labs.append(flip(self.labels[k][sl]))
-        labels = torch.from_numpy(np.stack(labs).astype(np.int64))
-        return to_tensor(np.stack(ims)), labels, torch.from_numpy(self.dusk[ks])
+        labels = torch.from_numpy(np.stack(labs)).to(device).long()
+        dusk = torch.from_numpy(self.dusk[ks]).to(device)
+        return to_tensor(np.stack(ims), device), labels, dusk
 
 
 def darken(x: Tensor, gen: torch.Generator, strength: float = 1.0) -> Tensor:
@@ -282,13 +315,13 @@ def darken(x: Tensor, gen: torch.Generator, strength: float = 1.0) -> Tensor:
     b = x.shape[0]
 
     def u(lo: float, hi: float) -> Tensor:
-        return lo + (hi - lo) * torch.rand(b, 1, 1, 1, generator=gen)
+        return lo + (hi - lo) * torch.rand(b, 1, 1, 1, generator=gen, device=x.device)
 
     gamma = 1.0 + strength * (u(1.5, 3.5) - 1.0)
     gain = 1.0 + strength * (u(0.05, 0.35) - 1.0)
     y = gain * x.clamp_min(0.0) ** gamma
     shot, read = u(1e-4, 4e-3), u(5e-4, 8e-3)
-    y = y + torch.randn(y.shape, generator=gen) * torch.sqrt(shot * y + read**2)
+    y = y + torch.randn(y.shape, generator=gen, device=x.device) * torch.sqrt(shot * y + read**2)
     return torch.round(y.clamp(0.0, 1.0) * 255.0) / 255.0
 
 
@@ -312,9 +345,25 @@ def _random_flip(rng: np.random.Generator):  # type: ignore[no-untyped-def]
     return (lambda a: a[:, ::-1]) if h else (lambda a: a)
 
 
-def to_tensor(batch: np.ndarray) -> Tensor:
-    """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [0, 1] (channels_last memory)."""
-    t = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float() / 255.0
+def _random_dihedral(rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """One of the 8 flips/rotations of a square [H, W, C] array, drawn uniformly."""
+    h, v, t = (bool(b) for b in rng.integers(2, size=3))
+
+    def apply(a: np.ndarray) -> np.ndarray:
+        a = a[:, ::-1] if h else a
+        a = a[::-1] if v else a
+        return a.swapaxes(0, 1) if t else a
+
+    return apply
+
+
+def to_tensor(batch: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
+    """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [0, 1] (channels_last memory).
+
+    The uint8 batch crosses to ``device`` before the float conversion: a quarter of the bytes.
+    """
+    t = torch.from_numpy(np.ascontiguousarray(batch)).to(device, non_blocking=True)
+    t = t.permute(0, 3, 1, 2).float() / 255.0
     return t.contiguous(memory_format=torch.channels_last)
 
 

@@ -1,4 +1,4 @@
-"""Alternating training of SLLEN on CPU (fp32, channels_last).
+"""Alternating training of SLLEN on CPU (fp32, channels_last) or a CUDA GPU (``device``).
 
     python -m sllen.train --config configs/small.json --out runs/small [--minutes 35]
 
@@ -59,6 +59,7 @@ class TrainConfig:
     seg_every: int = 3  # 1 in seg_every steps is a segmentation step
     camvid_enh_prob: float = 0.3
     whole_prob: float = 0.0  # SICE samples shown as the whole frame shrunk to ``crop``
+    dihedral: bool = False  # SICE samples in all 8 orientations, not just mirrored
     seg_dark_prob: float = 0.75  # daylight CamVid darkened in seg steps
     w_charbonnier: float = 1.0
     w_ssim: float = 0.5
@@ -69,6 +70,7 @@ class TrainConfig:
     # AVX512-BF16 but no AMX, 7x slower on an EPYC without either. Worth trying only with AMX.
     bf16: bool = False
     seed: int = 0
+    device: str = "cpu"  # "cuda" where a GPU is lent; the data stays in host memory
     log_every: int = 25
     eval_every: int = 400
     save_every_min: float = 3.0
@@ -102,7 +104,7 @@ def load_data(cfg: TrainConfig) -> Data:
         sice=D.SicePairs.load(root / "sice", cfg.val_fraction, val=False),
         sice_val=D.SicePairs.load(root / "sice", cfg.val_fraction, val=True),
         camvid=D.CamVid.load(root / "camvid", "train", dusk="drop_holdout"),
-        weights=D.class_weights(),
+        weights=D.class_weights().to(cfg.device),
     )
 
 
@@ -115,6 +117,8 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
             {"params": no_decay, "weight_decay": 0.0},
         ],
         lr=cfg.lr,
+        # One kernel for all parameters: a small net's step is launch-bound on a GPU.
+        fused=cfg.device.startswith("cuda") or None,
     )
 
 
@@ -136,14 +140,17 @@ def lr_at(step: int, prog: float, cfg: TrainConfig) -> float:
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, step: int, decay: float) -> None:
     d = min(decay, (1.0 + step) / (10.0 + step))
-    for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-        pe.lerp_(pm.detach(), 1.0 - d)
+    torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1.0 - d)
 
 
 def autocast(cfg: TrainConfig) -> contextlib.AbstractContextManager[Any]:
     if cfg.bf16:
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def full_precision(x: Tensor) -> contextlib.AbstractContextManager[Any]:
+    return torch.autocast(x.device.type, enabled=False)
 
 
 # --------------------------------------------------------------------------- steps
@@ -151,7 +158,7 @@ def autocast(cfg: TrainConfig) -> contextlib.AbstractContextManager[Any]:
 
 def seg_loss(model: SLLEN, x: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
     seg = model.segment(model.encode(x))
-    with torch.autocast("cpu", enabled=False):
+    with full_precision(x):
         logits = up(seg.logits.float(), 4)  # [B, 11, H, W]
         return F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE_INDEX)
 
@@ -159,10 +166,10 @@ def seg_loss(model: SLLEN, x: Tensor, labels: Tensor, weights: Tensor) -> Tensor
 def seg_batch(
     data: Data, cfg: TrainConfig, rng: np.random.Generator, gen: torch.Generator
 ) -> tuple[Tensor, Tensor]:
-    x, labels, dusk = data.camvid.sample(rng, cfg.batch_size, cfg.crop)
+    x, labels, dusk = data.camvid.sample(rng, cfg.batch_size, cfg.crop, device=cfg.device)
     dark = D.darken(x, gen)
     light = D.darken(x, gen, strength=0.3)  # the dusk frames are dark already
-    use_dark = torch.rand(x.shape[0], 1, 1, 1, generator=gen) < cfg.seg_dark_prob
+    use_dark = torch.rand(x.shape[0], 1, 1, 1, generator=gen, device=x.device) < cfg.seg_dark_prob
     use_dark &= ~dusk.view(-1, 1, 1, 1)
     x = torch.where(use_dark, dark, torch.where(dusk.view(-1, 1, 1, 1), light, x))
     return x.contiguous(memory_format=torch.channels_last), labels
@@ -170,7 +177,7 @@ def seg_batch(
 
 def enh_loss(model: SLLEN, dark: Tensor, target: Tensor, cfg: TrainConfig) -> tuple[Tensor, Tensor]:
     out, _ = model(dark)
-    with torch.autocast("cpu", enabled=False):  # SSIM's variances need fp32
+    with full_precision(out):  # SSIM's variances need fp32
         out = out.float()
         l_c = charbonnier(out, target)
         l_s = 1.0 - ssim(out.clamp(0, 1), target)
@@ -181,16 +188,20 @@ def enh_step_loss(
     model: SLLEN, data: Data, cfg: TrainConfig, rng: np.random.Generator, gen: torch.Generator
 ) -> tuple[str, Tensor]:
     if rng.random() >= cfg.camvid_enh_prob:
-        low, high = data.sice.sample(rng, cfg.batch_size, cfg.crop, cfg.whole_prob)
+        low, high = data.sice.sample(
+            rng, cfg.batch_size, cfg.crop, cfg.whole_prob, cfg.dihedral, device=cfg.device
+        )
         loss, _ = enh_loss(model, low, high, cfg)
         return "sice", loss
-    normal, _, _ = data.camvid.sample(rng, cfg.batch_size, cfg.crop, daylight_only=True)
+    normal, _, _ = data.camvid.sample(
+        rng, cfg.batch_size, cfg.crop, daylight_only=True, device=cfg.device
+    )
     dark = D.darken(normal, gen).contiguous(memory_format=torch.channels_last)
     loss, out = enh_loss(model, dark, normal, cfg)
     with torch.no_grad():
         ref = model.segment(model.encode(normal)).logits.float()
     pred = model.segment(model.encode(out.clamp(0, 1))).logits.float()
-    with torch.autocast("cpu", enabled=False):
+    with full_precision(pred):
         return "camvid", loss + cfg.w_semantic * semantic_kl(pred, ref)
 
 
@@ -202,7 +213,9 @@ def train_step(
     step: int,
     rng: np.random.Generator,
     gen: torch.Generator,
-) -> tuple[str, float]:
+) -> tuple[str, Tensor]:
+    """One step; the loss comes back as a detached tensor: reading it here would make
+    the host wait for the GPU every step (the loop checks it at each log line)."""
     opt.zero_grad(set_to_none=True)
     with autocast(cfg):
         if step % cfg.seg_every == 0:
@@ -210,15 +223,13 @@ def train_step(
             kind, loss = "seg", seg_loss(model, x, labels, data.weights)
         else:
             kind, loss = enh_step_loss(model, data, cfg, rng, gen)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"step {step}: {kind} loss is {loss.item()}")
     loss.backward()
     if kind != "seg":
         for p in model.ssan.parameters():  # SSaN only learns from segmentation steps
             p.grad = None
     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     opt.step()
-    return kind, float(loss.item())
+    return kind, loss.detach()
 
 
 # --------------------------------------------------------------------------- eval
@@ -231,13 +242,13 @@ def psnr(a: Tensor, b: Tensor) -> float:
 
 @torch.no_grad()
 def evaluate(
-    model: SLLEN, pairs: D.SicePairs, cfg: TrainConfig, limit: int = 16
+    model: SLLEN, pairs: D.SicePairs, cfg: TrainConfig, limit: int = 1000
 ) -> dict[str, float]:
     """PSNR on full 512x512 SICE validation pairs (input PSNR for reference)."""
     model.eval()
     ps, ps_in = [], []
     for k in range(min(limit, len(pairs))):
-        low, high = (D.to_tensor(a[None]) for a in pairs.pair(k))
+        low, high = (D.to_tensor(a[None], cfg.device) for a in pairs.pair(k))
         with autocast(cfg):
             out, _ = model(low)
         out = torch.round(out.float().clamp(0, 1) * 255) / 255
@@ -284,18 +295,23 @@ def checkpoint(
 
 @dataclass
 class Meter:
-    sums: dict[str, float] = field(default_factory=dict)
+    """Running loss sums per step kind, kept as tensors until a log line reads them."""
+
+    sums: dict[str, Tensor] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
-    def add(self, kind: str, v: float) -> None:
-        self.sums[kind] = self.sums.get(kind, 0.0) + v
+    def add(self, kind: str, v: Tensor) -> None:
+        self.sums[kind] = self.sums[kind] + v if kind in self.sums else v
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
-    def line(self) -> str:
-        s = " ".join(f"{k}={self.sums[k] / self.counts[k]:.4f}" for k in sorted(self.sums))
+    def line(self, step: int) -> str:
+        means = {k: float(self.sums[k]) / self.counts[k] for k in sorted(self.sums)}
+        bad = [k for k, v in means.items() if not math.isfinite(v)]
+        if bad:
+            raise FloatingPointError(f"before step {step}: {', '.join(bad)} loss is not finite")
         self.sums.clear()
         self.counts.clear()
-        return s
+        return " ".join(f"{k}={v:.4f}" for k, v in means.items())
 
 
 def setup_logging(out: Path) -> None:
@@ -313,8 +329,8 @@ def resume_or_init(
     """Resume from ``out/last.pt``; failing that from ``resume_from`` (e.g. the small
     committed checkpoints/<run>/last.pt); failing that start fresh."""
     torch.manual_seed(cfg.seed)
-    model = build(cfg.net).to(memory_format=torch.channels_last)
-    ema = build(cfg.net).to(memory_format=torch.channels_last)
+    model = build(cfg.net).to(cfg.device, memory_format=torch.channels_last)
+    ema = build(cfg.net).to(cfg.device, memory_format=torch.channels_last)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     opt = make_optimizer(model, cfg)
@@ -341,8 +357,9 @@ def batches_done(step: int, cfg: TrainConfig, elapsed: float) -> bool:
 def run(cfg: TrainConfig, out: Path, resume_from: Path | None = None) -> None:
     torch.set_num_threads(cfg.threads)
     torch.set_flush_denormal(True)  # denormals in tiny gradients stall CPU kernels
+    torch.backends.cudnn.benchmark = True  # fixed crop shapes: pick the fastest kernels once
     model, ema, opt, step, elapsed, rng = resume_or_init(out, cfg, resume_from)
-    gen = torch.Generator().manual_seed(cfg.seed + step)
+    gen = torch.Generator(device=cfg.device).manual_seed(cfg.seed + step)
     data = load_data(cfg)
     log.info(
         "params=%d config=%s", sum(p.numel() for p in model.parameters()), json.dumps(asdict(cfg))
@@ -367,7 +384,7 @@ def run(cfg: TrainConfig, out: Path, resume_from: Path | None = None) -> None:
             log.info(
                 "step %d %s lr=%.2e %.2f it/s eta %.1f min",
                 step,
-                meter.line(),
+                meter.line(step),
                 opt.param_groups[0]["lr"],
                 its,
                 eta_min,
@@ -392,6 +409,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=None, help="override time budget")
     parser.add_argument("--steps", type=int, default=None, help="override step budget")
+    parser.add_argument("--data-root", default=None, help="override data_root (e.g. a packed copy)")
+    parser.add_argument("--device", default=None, help="override device (cpu, cuda)")
     parser.add_argument(
         "--resume-from",
         type=Path,
@@ -404,6 +423,10 @@ def main(argv: list[str] | None = None) -> None:
         raw["minutes"] = args.minutes
     if args.steps is not None:
         raw["steps"] = args.steps
+    if args.data_root is not None:
+        raw["data_root"] = args.data_root
+    if args.device is not None:
+        raw["device"] = args.device
     cfg = TrainConfig.from_json(raw)
     args.out.mkdir(parents=True, exist_ok=True)
     setup_logging(args.out)

@@ -85,3 +85,53 @@ def test_real_sice_index_has_clean_pairs() -> None:
         assert D.LOW_LUMA[0] <= lumas[low] <= D.LOW_LUMA[1]
         assert D.HIGH_LUMA[0] <= lumas[high] <= D.HIGH_LUMA[1]
     assert D.split_pairs(index, 0.12, val=True)
+
+
+def test_dihedral_samples_stay_aligned_and_cover_all_orientations() -> None:
+    rng = np.random.default_rng(0)
+    image = np.arange(16 * 16 * 3, dtype=np.int64).reshape(16, 16, 3) % 251
+    images = np.stack([image, image]).astype(np.uint8)
+    pairs = D.SicePairs(images, low_idx=np.array([0]), high_idx=np.array([1]))
+    low, high = pairs.sample(rng, 64, 16, dihedral=True)
+    assert torch.equal(low, high)  # the same orientation for both frames of a pair
+    seen = {tuple(low[i, 0].flatten()[:3].tolist()) for i in range(64)}
+    assert len(seen) == 8  # 8 distinct corners/directions: every flip and transpose
+
+
+def test_whole_frame_samples_are_shrunk_once() -> None:
+    images = np.random.default_rng(2).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    pairs = D.SicePairs(images, low_idx=np.array([0]), high_idx=np.array([1]))
+    rng = np.random.default_rng(0)
+    low, _high = pairs.sample(rng, 3, 16, whole_prob=1.0)
+    assert low.shape == (3, 3, 16, 16)
+    expect = torch.from_numpy(D._shrink(images[0], 16).copy()).permute(2, 0, 1).float() / 255
+    assert torch.allclose(low[0], expect) or torch.allclose(low[0], expect.flip(-1))
+    assert len(pairs._shrunk) == 2  # one cached shrink per frame, reused by all 3 samples
+
+
+def test_packed_copy_keeps_the_pairs_and_labels(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sllen import pack
+
+    src = tmp_path / "src"
+    (src / "sice").mkdir(parents=True)
+    for i, (seed, gain) in enumerate([(1, 0.1), (1, 1.0), (2, 0.1), (2, 1.0)]):
+        s = np.clip(scene(seed, 128) * gain * 1.1, 0, 255).astype(np.uint8)
+        Image.fromarray(np.stack([s] * 3, -1)).save(src / "sice" / f"{i + 1}.jpg", quality=95)
+    for split in ("train", "trainannot"):
+        (src / "camvid" / split).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k, name in enumerate(("0001TP_1.png", "0001TP_2.png", "b.png")):
+        photo = np.stack([scene(10 * k + c, 32) for c in range(3)], -1)[:24]
+        Image.fromarray(photo.astype(np.uint8)).save(src / "camvid" / "train" / name)
+        Image.fromarray(rng.integers(0, 12, (24, 32), dtype=np.uint8)).save(
+            src / "camvid" / "trainannot" / name
+        )
+    out = tmp_path / "packed"
+    pack.main(["--src", str(src), "--out", str(out), "--val-fraction", "0.0"])
+    full = D.scan_sice(src / "sice")
+    assert full.pairs and D.scan_sice(out / "sice") == full
+    a = D.CamVid.load(src / "camvid", "train", dusk="all")
+    b = D.CamVid.load(out / "camvid", "train", dusk="all")
+    assert a.names == b.names and np.array_equal(a.labels, b.labels)  # labels stay lossless
+    assert np.abs(a.images.astype(int) - b.images.astype(int)).mean() < 12  # JPEG, 4:2:0
+    assert list(b.dusk) == [True, True, False]

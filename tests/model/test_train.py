@@ -66,7 +66,7 @@ def test_train_step_moves_only_the_right_weights(step: int) -> None:
     model, _ema, opt, _, _, rng = T.resume_or_init(Path("/nonexistent"), cfg)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     kind, loss = T.train_step(model, opt, fake_data(), cfg, step, rng, torch.Generator())
-    assert np.isfinite(loss)
+    assert torch.isfinite(loss) and loss.ndim == 0 and not loss.requires_grad
     moved = {n for n, p in model.named_parameters() if not torch.equal(before[n], p)}
     ssan = {n for n in moved if n.startswith("ssan.")}
     if kind == "seg":
@@ -97,3 +97,13 @@ def test_failed_save_raises(tmp_path: Path) -> None:
     blocker.write_text("a file where the checkpoint folder should be")
     with pytest.raises(OSError):
         T.save_atomic({"x": 1}, blocker / "last.pt")
+
+
+def test_meter_averages_and_refuses_a_non_finite_loss() -> None:
+    m = T.Meter()
+    m.add("sice", torch.tensor(1.0))
+    m.add("sice", torch.tensor(3.0))
+    assert m.line(2) == "sice=2.0000"
+    m.add("seg", torch.tensor(float("nan")))
+    with pytest.raises(FloatingPointError, match="seg"):
+        m.line(3)
