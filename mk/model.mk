@@ -1,8 +1,8 @@
 # Model targets (network, training, export, evaluation). Included from the top-level Makefile.
-#   make train  [MODEL_CONFIG=configs/small.json RUN=runs/small MINUTES=35]
+#   make train  [MODEL_CONFIG=configs/small.json RUN=runs/small MINUTES=35 DEVICE=cuda]
 #   make export [CHECKPOINT=runs/small/last.pt]
 #   make quantize          (model.onnx -> model_int8.onnx + weights/sllen_small.int8.json)
-#   make export-ablation   (runs/small_nosem/last.pt -> runs/small_nosem/model.onnx)
+#   make export-ablation   (checkpoints/gpu_small_nosem/last.pt -> runs/ablation/model.onnx)
 #   make eval   [EVAL_ARGS='--model new=runs/small/model.onnx']
 #   make checkpoint-save   (runs/<name>/last.pt -> checkpoints/<name>/last.pt, committed)
 #   make test-model
@@ -12,6 +12,7 @@ MODEL_CONFIG ?= configs/small.json
 RUN_NAME ?= $(basename $(notdir $(MODEL_CONFIG)))
 RUN ?= runs/$(RUN_NAME)
 MINUTES ?=
+DEVICE ?=
 # A fresh RUN continues from the small committed checkpoint of the same name, if any.
 RESUME_FROM ?= checkpoints/$(RUN_NAME)/last.pt
 CHECKPOINT ?= $(RUN)/last.pt
@@ -21,7 +22,7 @@ EVAL_ARGS ?=
 .PHONY: train train-fg export export-ablation export-untrained quantize eval checkpoint-save test-model
 
 TRAIN_ARGS = --config $(MODEL_CONFIG) --out $(RUN) --resume-from $(RESUME_FROM) \
-	$(if $(MINUTES),--minutes $(MINUTES))
+	$(if $(MINUTES),--minutes $(MINUTES)) $(if $(DEVICE),--device $(DEVICE))
 
 ## train: start (or resume) training in the background; logs to $(RUN)/train.log
 train:
@@ -46,10 +47,11 @@ export:
 quantize:
 	$(PY) -m sllen.quantize --model $(ONNX_OUT)
 
-## export-ablation: the no-HSF/IEF ablation -> runs/small_nosem/model.onnx (not the repo)
+## export-ablation: the no-HSF/IEF ablation (same recipe as the served model) -> runs/ablation/
+ABLATION_CHECKPOINT ?= checkpoints/gpu_small_nosem/last.pt
 export-ablation:
-	$(PY) -m sllen.export --checkpoint runs/small_nosem/last.pt \
-		--out runs/small_nosem/model.onnx --weights-dir runs/small_nosem/weights
+	$(PY) -m sllen.export --checkpoint $(ABLATION_CHECKPOINT) \
+		--out runs/ablation/model.onnx --weights-dir runs/ablation/weights
 
 ## export-untrained: random-weight default variant (for wiring tests only)
 export-untrained:

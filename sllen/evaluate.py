@@ -3,7 +3,8 @@
     python -m sllen.evaluate [--model NAME=PATH ...] [--out runs/eval] [--save-dir DIR]
 
 By default it evaluates the committed model (model_repository/sllen/1/model.onnx) and,
-if present, the ablation trained without HSF/IEF (runs/small_nosem/model.onnx). Columns:
+if present, the ablation trained without HSF/IEF (runs/ablation/model.onnx, from
+``make export-ablation``). Columns:
 
 * SICE validation pairs (scenes never trained on; full 512x512 frames as uint8, as the
   service sees them): PSNR, SSIM (Gaussian 11x11, sigma 1.5, RGB mean) and PSNR after
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODELS = {
     "SLLEN (model_repository)": Path("model_repository/sllen/1/model.onnx"),
     "SLLEN int8 (make quantize)": Path("model_repository/sllen/1/model_int8.onnx"),
-    "ablation: no HSF/IEF": Path("runs/small_nosem/model.onnx"),
+    "ablation: no HSF/IEF": Path("runs/ablation/model.onnx"),
 }
 DARKEN_SEED = 1234
 LATENCY_SHAPE = (400, 600)
