@@ -48,6 +48,14 @@ def up(x: Tensor, factor: int) -> Tensor:
     return F.interpolate(x, scale_factor=float(factor), mode="bilinear", align_corners=False)
 
 
+def channel_softmax(x: Tensor) -> Tensor:
+    """softmax over dim 1, spelled out: ONNX Runtime's Softmax on a non-last axis of a 4-D
+    tensor transposes around the kernel (1.6 ms of a 57 ms 600x400 run; the spelled-out form
+    made the whole run 2.6% faster). Same values to float rounding."""
+    e = torch.exp(x - x.amax(dim=1, keepdim=True))
+    return e / e.sum(dim=1, keepdim=True)
+
+
 class ResBlock(nn.Module):
     """x + conv(act(conv(x))); no normalisation, so train and eval behave the same."""
 
@@ -119,7 +127,7 @@ class SegDecoder(nn.Module):
             if i == 1:  # the 1/8 level: an intermediate decoder layer, not the output
                 ief = p
         logits = self.classifier(p)  # [B, 11, H/4, W/4]
-        hsf = self.hsf(torch.softmax(logits, dim=1)) if self.hsf is not None else None
+        hsf = self.hsf(channel_softmax(logits)) if self.hsf is not None else None
         return SegOutput(logits=logits, hsf=hsf, ief=ief)
 
 
@@ -316,12 +324,17 @@ class SLLEN(nn.Module):
         return coarse + residual + gate * (y - coarse)
 
     def apply_curves(self, x: Tensor, alphas: Tensor) -> Tensor:
+        """LE(y) = y + a y (1 - y), which stays in [0, 1], iterated; consecutive iterations
+        share a map. Written as y (1 + a - a y) with each map sliced once: at full resolution
+        these element-wise ops, not the convolutions, are what the export spends time on
+        (3 ops per iteration instead of 4, 2 slices instead of 8: 600x400 ORT 2% faster)."""
         y = x
         per_map = self.curve_iters // self.curve_maps
-        for i in range(self.curve_iters):
-            j = i // per_map  # consecutive iterations share a map
+        for j in range(self.curve_maps):
             a = alphas[:, 3 * j : 3 * j + 3]
-            y = y + a * y * (1.0 - y)  # LE(y) = y + a y (1 - y) stays in [0, 1]
+            one_plus_a = 1.0 + a
+            for _ in range(per_map):
+                y = y * (one_plus_a - a * y)
         return y
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
