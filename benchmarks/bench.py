@@ -38,13 +38,19 @@ from tests.images import dark_scene, encode
 MODEL_DIR = PROJECT_ROOT / "model_repository" / "sllen"
 
 
-def served_onnx(model_dir: Path = MODEL_DIR) -> Path:
-    """The ONNX file Triton's config.pbtxt names: the raw baseline must be the served model."""
+def served_onnx(model_dir: Path = MODEL_DIR, mask: bool = False) -> Path:
+    """The ONNX file Triton's config.pbtxt runs for a request with or without a mask: the raw
+    baseline must be the graph the stack runs (the stack's requests here ask for no mask)."""
     config = (model_dir / "config.pbtxt").read_text()
-    match = re.search(r'key: "onnx_file", value: \{ string_value: "([^"]+)" \}', config)
-    if match is None:
+
+    def param(key: str) -> str | None:
+        match = re.search(rf'key: "{key}", value: \{{ string_value: "([^"]+)" \}}', config)
+        return match.group(1) if match else None
+
+    name = (None if mask else param("onnx_file_enhanced_only")) or param("onnx_file")
+    if name is None:
         raise ValueError(f"no onnx_file parameter in {model_dir / 'config.pbtxt'}")
-    return model_dir / "1" / match.group(1)
+    return model_dir / "1" / name
 
 
 MODEL = served_onnx()
@@ -243,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         f" fp32 peak ~{cpu['fp32_peak_gflops']:.0f} GFLOP/s",
         flush=True,
     )
+    print(f"raw graph: {MODEL.name} (what Triton runs for these requests: no mask)", flush=True)
     raw = measure_raw(args.seconds)
     concurrencies = tuple(int(c) for c in args.concurrency.split(","))
     stack_rows, memory = measure_stack(args.seconds, args.workers, concurrencies)
@@ -251,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     gflops_mp = machine.model_gflops_per_mp()
     report = {
         "machine": cpu,
+        "raw_graph": MODEL.name,
         "raw": raw,
         "stack": stack_rows,
         "peak_rss_mb": memory,

@@ -36,7 +36,7 @@ _TRANSIENT = {
 @dataclass(frozen=True, slots=True)
 class Prediction:
     enhanced: U8  # uint8 [N, H, W, 3]
-    mask: U8  # uint8 [N, H, W]
+    mask: U8 | None  # uint8 [N, H, W]; None when not asked for
     model_version: str
     inference_ms: float
 
@@ -61,12 +61,15 @@ class TritonModel:
         except (InferenceServerException, grpc.RpcError, OSError):
             return False
 
-    async def infer(self, images: U8) -> Prediction:
+    async def infer(self, images: U8, mask: bool = True) -> Prediction:
+        """``mask=False`` asks for the enhanced image alone: the CPU model then runs a graph
+        without the segmentation mask's upsampling and argmax (8% of its time)."""
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
             raise ValueError(f"expected uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
         image_in = triton.InferInput("image", list(images.shape), "UINT8")
         image_in.set_data_from_numpy(images)
-        outputs = [triton.InferRequestedOutput("enhanced"), triton.InferRequestedOutput("mask")]
+        names = ("enhanced", "mask") if mask else ("enhanced",)
+        outputs = [triton.InferRequestedOutput(name) for name in names]
         started = time.perf_counter()
         try:
             response = await self._client.infer(
@@ -81,10 +84,11 @@ class TritonModel:
         except (grpc.RpcError, OSError) as exc:
             raise ModelUnavailable(f"Triton unreachable: {type(exc).__name__}") from exc
         elapsed_ms = (time.perf_counter() - started) * 1000
-        enhanced, mask = response.as_numpy("enhanced"), response.as_numpy("mask")
-        _check(images, enhanced, mask)
+        enhanced = response.as_numpy("enhanced")
+        masks = response.as_numpy("mask") if mask else None
+        _check(images, enhanced, masks, mask)
         version = response.get_response().model_version
-        return Prediction(enhanced, mask, version, elapsed_ms)
+        return Prediction(enhanced, masks, version, elapsed_ms)
 
 
 def _translate(exc: InferenceServerException) -> Exception:
@@ -94,14 +98,13 @@ def _translate(exc: InferenceServerException) -> Exception:
     return JobFailed(f"Triton rejected the request: {status}: {exc.message()}")
 
 
-def _check(images: U8, enhanced: U8 | None, mask: U8 | None) -> None:
+def _check(images: U8, enhanced: U8 | None, mask: U8 | None, want_mask: bool) -> None:
     """The batch that comes back must be the batch that went in: same N, same H and W."""
     n, h, w, _ = images.shape
-    if enhanced is None or mask is None:
+    if enhanced is None or (want_mask and mask is None):
         raise JobFailed("Triton response lacks an output")
-    if enhanced.shape != (n, h, w, 3) or mask.shape != (n, h, w):
-        raise JobFailed(
-            f"output shapes {enhanced.shape}, {mask.shape} do not match input {images.shape}"
-        )
-    if enhanced.dtype != np.uint8 or mask.dtype != np.uint8:
+    if enhanced.shape != (n, h, w, 3) or (mask is not None and mask.shape != (n, h, w)):
+        shapes = f"{enhanced.shape}, {mask.shape if mask is not None else '-'}"
+        raise JobFailed(f"output shapes {shapes} do not match input {images.shape}")
+    if enhanced.dtype != np.uint8 or (mask is not None and mask.dtype != np.uint8):
         raise JobFailed("model outputs are not uint8")

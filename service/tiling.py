@@ -61,9 +61,10 @@ def _ramp(length: int, overlap: int) -> F32:
 
 
 def stitch(
-    enhanced: U8, masks: U8, tiles: list[Tile], height: int, width: int, overlap: int
-) -> tuple[U8, U8]:
-    """Blend tile outputs [T, th, tw, 3] and [T, th, tw] into [H, W, 3] and [H, W]."""
+    enhanced: U8, masks: U8 | None, tiles: list[Tile], height: int, width: int, overlap: int
+) -> tuple[U8, U8 | None]:
+    """Blend tile outputs [T, th, tw, 3] and [T, th, tw] into [H, W, 3] and [H, W]
+    (no masks in, no mask out)."""
     th, tw = tiles[0].h, tiles[0].w
     weight = np.outer(_ramp(th, overlap), _ramp(tw, overlap))
     acc = np.zeros((height, width, 3), np.float32)
@@ -74,8 +75,9 @@ def stitch(
         ys, xs = slice(t.y, t.y + th), slice(t.x, t.x + tw)
         acc[ys, xs] += enhanced[i].astype(np.float32) * weight[..., None]
         total[ys, xs] += weight
-        better = weight > best[ys, xs]
-        mask[ys, xs][better] = masks[i][better]
-        best[ys, xs] = np.maximum(best[ys, xs], weight)
+        if masks is not None:
+            better = weight > best[ys, xs]
+            mask[ys, xs][better] = masks[i][better]
+            best[ys, xs] = np.maximum(best[ys, xs], weight)
     out = np.clip(np.rint(acc / total[..., None]), 0, 255).astype(np.uint8)
-    return out, mask
+    return out, (mask if masks is not None else None)

@@ -54,7 +54,7 @@ class Work:
     width: int = 0
     exif: bytes | None = None
     tiles: list[tiling.Tile] | None = None  # None: the whole (padded) image is one part
-    outputs: dict[int, tuple[U8, U8]] = field(default_factory=dict)
+    outputs: dict[int, tuple[U8, U8 | None]] = field(default_factory=dict)  # mask if asked
     parts_total: int = 1
     inference_ms: float = 0.0
     model_version: str = ""
@@ -262,7 +262,9 @@ class Worker:
         if not batch:
             return
         try:
-            prediction = await self._infer_with_retry(batch, np.stack([p.image for p in batch]))
+            images = np.stack([p.image for p in batch])
+            with_mask = any(p.work.job.options.mask for p in batch)
+            prediction = await self._infer_with_retry(batch, images, with_mask)
         except JobFailed as exc:
             if len(batch) > 1:  # find the culprit: run each image alone
                 await asyncio.gather(*(self._run_batch([p]) for p in batch))
@@ -276,18 +278,19 @@ class Worker:
         ready: list[Work] = []
         for i, part in enumerate(batch):
             work = part.work
-            work.outputs[part.index] = (prediction.enhanced[i], prediction.mask[i])
+            mask = prediction.mask[i] if prediction.mask is not None else None
+            work.outputs[part.index] = (prediction.enhanced[i], mask)
             work.inference_ms += prediction.inference_ms
             work.model_version = prediction.model_version
             if len(work.outputs) == work.parts_total and work not in ready:
                 ready.append(work)
         await asyncio.gather(*(self._complete(w) for w in ready))
 
-    async def _infer_with_retry(self, batch: list[Part], images: U8) -> Prediction:
+    async def _infer_with_retry(self, batch: list[Part], images: U8, mask: bool) -> Prediction:
         attempt = 0
         while True:
             try:
-                return await self.model.infer(images)
+                return await self.model.infer(images, mask)
             except ModelUnavailable as exc:
                 delay = backoff_s(
                     attempt, self.settings.retry_backoff_s, self.settings.retry_backoff_max_s
@@ -308,20 +311,23 @@ class Worker:
     def _assemble(self, work: Work) -> tuple[U8, U8 | None]:
         """The full-size outputs: stitched from tiles, or cropped back from the padded image."""
         h, w = work.height, work.width
+        want_mask = work.job.options.mask
         if work.tiles is None:
             enhanced, mask = work.outputs[0]
-            enhanced, mask = enhanced[:h, :w], mask[:h, :w]
+            enhanced = enhanced[:h, :w]
+            mask = mask[:h, :w] if want_mask and mask is not None else None
         else:
             order = range(len(work.tiles))
+            tile_masks = [m for i in order if (m := work.outputs[i][1]) is not None]
             enhanced, mask = tiling.stitch(
                 np.stack([work.outputs[i][0] for i in order]),
-                np.stack([work.outputs[i][1] for i in order]),
+                np.stack(tile_masks) if want_mask else None,
                 work.tiles,
                 h,
                 w,
                 self.settings.tile_overlap_px,
             )
-        return enhanced, (mask if work.job.options.mask else None)
+        return enhanced, mask
 
     async def _complete(self, work: Work) -> None:
         work.finished = True

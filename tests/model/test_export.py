@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from sllen import export as E
 from sllen.deploy import INPUT_NAME, OUTPUT_NAMES
@@ -52,6 +53,10 @@ def test_export_writes_only_after_check(tmp_path: Path, monkeypatch: pytest.Monk
     out = tmp_path / "repo" / "sllen" / "1" / "model.onnx"
     E.export_to(net, out)
     assert out.exists() and not list(out.parent.glob("*.tmp"))
+    pruned = E.enhanced_only_path(out)
+    assert pruned.name == "model_enhanced.onnx"
+    session = E.make_session(pruned.read_bytes())
+    assert [o.name for o in session.get_outputs()] == [OUTPUT_NAMES[0]]
 
     def fail(*_: object) -> list[E.Agreement]:
         raise E.ExportCheckError("forced")
@@ -68,3 +73,12 @@ def test_agreement_thresholds() -> None:
     assert not E.Agreement(0.99, 1, 1.0).ok()
     assert not E.Agreement(1.0, 9, 1.0).ok()
     assert not E.Agreement(1.0, 0, 0.99).ok()
+
+
+def test_a_pruned_graph_that_disagrees_is_refused() -> None:
+    a = E.export_bytes(build(TINY_CONFIGS["tiny"]).eval())
+    torch.manual_seed(1)
+    b = E.enhanced_only(E.export_bytes(build(TINY_CONFIGS["tiny"]).eval()))  # other weights
+    E.check_enhanced_only(a, E.enhanced_only(a))
+    with pytest.raises(E.ExportCheckError, match="enhanced-only"):
+        E.check_enhanced_only(a, b)

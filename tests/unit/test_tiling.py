@@ -38,6 +38,9 @@ def test_stitching_identity_tiles_gives_back_the_image() -> None:
         48,
     )
     assert (out == image).all() and (mask == labels).all()
+    # Without masks (the client asked for none) the image is the same and no mask comes back.
+    bare, no_mask = tiling.stitch(tiling.cut(image, tiles), None, tiles, 700, 900, 48)
+    assert (bare == out).all() and no_mask is None
 
 
 def test_overlap_must_be_smaller_than_the_tile() -> None:

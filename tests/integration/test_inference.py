@@ -1,0 +1,44 @@
+"""The worker's Triton client against the real Triton: outputs asked for, and only those."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from service.config import Settings
+from service.inference import TritonModel
+from tests.images import dark_scene
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_request_without_mask_gets_the_same_image_and_no_mask(triton_url: str) -> None:
+    model = TritonModel(Settings(triton_grpc_url=triton_url))
+    try:
+        images = np.stack([dark_scene(64, 96, seed=s) for s in (1, 2)])
+        full = await model.infer(images, mask=True)
+        bare = await model.infer(images, mask=False)
+    finally:
+        await model.close()
+    assert full.mask is not None and full.mask.shape == (2, 64, 96)
+    assert int(full.mask.max()) <= 10
+    assert bare.mask is None
+    # model_enhanced.onnx is the same graph pruned to "enhanced": byte-identical output.
+    assert np.array_equal(full.enhanced, bare.enhanced)
+
+
+async def test_mixed_requests_in_one_triton_batch_each_get_what_they_asked(
+    triton_url: str,
+) -> None:
+    model = TritonModel(Settings(triton_grpc_url=triton_url))
+    image = dark_scene(48, 64, seed=3)[None]
+    try:
+        # Same shape, sent together: Triton's dynamic batcher may put them in one execute().
+        results = await asyncio.gather(*(model.infer(image, mask=bool(i % 2)) for i in range(6)))
+    finally:
+        await model.close()
+    for i, result in enumerate(results):
+        assert np.array_equal(result.enhanced, results[0].enhanced)
+        assert (result.mask is not None) == bool(i % 2)
