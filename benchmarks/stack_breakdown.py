@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(
         f"concurrency {args.concurrency}: {row['images_per_s']:.2f} img/s, client p50 "
-        f"{row['p50_ms']:.1f} ms, mean {row['mean_ms']:.1f} ms"
+        f"{row['p50_ms']:.1f} ms, p95 {row['p95_ms']:.1f}, p99 {row['p99_ms']:.1f},"
+        f" mean {row['mean_ms']:.1f}"
     )
     print("stage means per request (ms; Triton figures per request in a batch):")
     for name, ms in stages.items():

@@ -68,7 +68,10 @@ def plan(settings: Settings) -> list[Child]:
         children.append(Child("redis", argv, base_env, stop_order=3))
     if settings.start_local_triton:
         launch = triton_server.launch_for(settings)
-        children.append(Child("triton", launch.argv, {**base_env, **launch.env}, stop_order=2))
+        argv = launch.argv
+        if settings.triton_nice:
+            argv = ["nice", "-n", str(settings.triton_nice), *argv]
+        children.append(Child("triton", argv, {**base_env, **launch.env}, stop_order=2))
     for i in range(settings.workers):
         env = {**base_env, "SLLEN_WORKER_NAME": f"worker-{i}"}
         if settings.worker_metrics_port:

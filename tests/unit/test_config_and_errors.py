@@ -87,3 +87,14 @@ def test_readme_lists_every_hostile_input_case() -> None:
 
     readme = (PROJECT_ROOT / "README.md").read_text()
     assert [c.id for c in CASES if f"`{c.id}`" not in readme] == []
+
+
+def test_local_triton_runs_nice_unless_told_not_to() -> None:
+    from service.local.supervisor import plan
+
+    def triton_argv(**kw: object) -> list[str]:
+        settings = Settings(start_local_redis=False, **kw)  # type: ignore[arg-type]
+        return next(c.argv for c in plan(settings) if c.name == "triton")
+
+    assert triton_argv()[:3] == ["nice", "-n", "10"]
+    assert triton_argv(triton_nice=0)[0].endswith("tritonserver")
