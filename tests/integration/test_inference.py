@@ -42,3 +42,20 @@ async def test_mixed_requests_in_one_triton_batch_each_get_what_they_asked(
     for i, result in enumerate(results):
         assert np.array_equal(result.enhanced, results[0].enhanced)
         assert (result.mask is not None) == bool(i % 2)
+
+
+async def test_a_request_naming_no_outputs_gets_both(triton_url: str) -> None:
+    """Triton's rule: no outputs named means all outputs, so the mask must come too."""
+    import tritonclient.grpc.aio as triton
+
+    client = triton.InferenceServerClient(url=triton_url)
+    image = dark_scene(40, 56, seed=4)[None]
+    image_in = triton.InferInput("image", list(image.shape), "UINT8")
+    image_in.set_data_from_numpy(image)
+    try:
+        response = await client.infer("sllen", [image_in])
+    finally:
+        await client.close()
+    mask = response.as_numpy("mask")
+    assert response.as_numpy("enhanced") is not None and mask is not None
+    assert mask.shape == (1, 40, 56)
