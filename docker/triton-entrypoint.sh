@@ -6,7 +6,7 @@
 # Extra arguments go to tritonserver.
 set -euo pipefail
 
-src=/opt/sllen/model_repository
+src="${SLLEN_TRITON_SOURCE:-/opt/sllen/model_repository}"
 model="${SLLEN_TRITON_MODEL:-sllen}"
 run="${SLLEN_TRITON_RUN_DIR:-/var/run/sllen}/models"
 
@@ -15,6 +15,16 @@ mkdir -p "$run"
 case "$model" in
   sllen)
     cp -r "$src/sllen" "$run/sllen"
+    # ONNX Runtime's default thread count is the node's cores, not this container's CPU limit;
+    # under a CFS quota the extra (spinning) threads only get throttled. The pod passes its limit.
+    if [[ -n "${SLLEN_ORT_THREADS:-}" ]]; then
+      if ! [[ "$SLLEN_ORT_THREADS" =~ ^[0-9]+$ ]]; then
+        echo "sllen-triton: SLLEN_ORT_THREADS must be a whole number, got '$SLLEN_ORT_THREADS'" >&2
+        exit 2
+      fi
+      sed -i -E "s/(key: \"intra_op_num_threads\", value: \{ string_value: \")[0-9]+/\1$SLLEN_ORT_THREADS/" \
+        "$run/sllen/config.pbtxt"
+    fi
     ;;
   sllen_trt)
     mkdir -p "$run/sllen_trt/1"

@@ -111,6 +111,8 @@ def test_triton_pod(rendered: dict[str, Docs]) -> None:
         assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
         assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
         assert c["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        threads = next(e for e in c["env"] if e["name"] == "SLLEN_ORT_THREADS")
+        assert threads["valueFrom"]["resourceFieldRef"]["resource"] == "limits.cpu"
         startup_s = c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"]
         gpus = c["resources"]["limits"].get("nvidia.com/gpu")
         config = one(docs, "ConfigMap", "sllen-config")["data"]

@@ -1,0 +1,60 @@
+"""docker/triton-entrypoint.sh for the CPU model, run here with a stand-in tritonserver."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.deploy.conftest import MODEL_REPO
+
+ENTRYPOINT = Path(__file__).resolve().parents[2] / "docker" / "triton-entrypoint.sh"
+
+
+def run_entrypoint(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    fake = bin_dir / "tritonserver"
+    fake.write_text('#!/bin/sh\necho "tritonserver $*"\n')
+    fake.chmod(0o755)
+    return subprocess.run(
+        ["bash", str(ENTRYPOINT)],
+        env={
+            **os.environ,
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "SLLEN_TRITON_SOURCE": str(MODEL_REPO),
+            "SLLEN_TRITON_RUN_DIR": str(tmp_path / "run"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def served_config(tmp_path: Path) -> str:
+    return (tmp_path / "run" / "models" / "sllen" / "config.pbtxt").read_text()
+
+
+def test_ort_threads_follow_the_pods_cpu_limit(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path, SLLEN_ORT_THREADS="3")
+    assert done.returncode == 0, done.stderr
+    assert "--load-model=sllen" in done.stdout
+    config = served_config(tmp_path)
+    assert 'key: "intra_op_num_threads", value: { string_value: "3" }' in config
+    # Only that parameter changes; both ONNX files travel with the model.
+    original = (MODEL_REPO / "sllen" / "config.pbtxt").read_text()
+    assert config.replace('string_value: "3" }', 'string_value: "0" }') == original
+    models = {p.name for p in (tmp_path / "run" / "models" / "sllen" / "1").iterdir()}
+    assert {"model.onnx", "model_enhanced.onnx", "model.py"} <= models
+
+
+def test_without_a_limit_the_config_is_served_as_committed(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert served_config(tmp_path) == (MODEL_REPO / "sllen" / "config.pbtxt").read_text()
+
+
+def test_a_bad_thread_count_refuses_to_start(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path, SLLEN_ORT_THREADS="4k")
+    assert done.returncode == 2 and "whole number" in done.stderr
