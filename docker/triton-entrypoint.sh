@@ -16,7 +16,7 @@ case "$model" in
   sllen)
     cp -r "$src/sllen" "$run/sllen"
     # ONNX Runtime's default thread count is the node's cores, not this container's CPU limit;
-    # under a CFS quota the extra (spinning) threads only get throttled. The pod passes its limit.
+    # under a CFS quota the extra threads only get throttled. The pod passes its limit.
     if [[ -n "${SLLEN_ORT_THREADS:-}" ]]; then
       if ! [[ "$SLLEN_ORT_THREADS" =~ ^[0-9]+$ ]]; then
         echo "sllen-triton: SLLEN_ORT_THREADS must be a whole number, got '$SLLEN_ORT_THREADS'" >&2
