@@ -71,6 +71,11 @@ class TrainConfig:
     bf16: bool = False
     seed: int = 0
     device: str = "cpu"  # "cuda" where a GPU is lent; the data stays in host memory
+    # A fresh run may start from another run's EMA weights (fresh optimizer and schedule), and
+    # may then train LLEmN alone: no segmentation steps, encoder and SSaN frozen, so the mask
+    # stays exactly that of ``init_from``.
+    init_from: str = ""
+    finetune_llemn: bool = False
     log_every: int = 25
     eval_every: int = 400
     save_every_min: float = 3.0
@@ -109,8 +114,9 @@ def load_data(cfg: TrainConfig) -> Data:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.ndim > 1]
+    no_decay = [p for p in trainable if p.ndim <= 1]
     return torch.optim.AdamW(
         [
             {"params": decay, "weight_decay": cfg.weight_decay},
@@ -218,7 +224,7 @@ def train_step(
     the host wait for the GPU every step (the loop checks it at each log line)."""
     opt.zero_grad(set_to_none=True)
     with autocast(cfg):
-        if step % cfg.seg_every == 0:
+        if not cfg.finetune_llemn and step % cfg.seg_every == 0:
             x, labels = seg_batch(data, cfg, rng, gen)
             kind, loss = "seg", seg_loss(model, x, labels, data.weights)
         else:
@@ -331,8 +337,15 @@ def resume_or_init(
     torch.manual_seed(cfg.seed)
     model = build(cfg.net).to(cfg.device, memory_format=torch.channels_last)
     ema = build(cfg.net).to(cfg.device, memory_format=torch.channels_last)
+    if cfg.init_from:
+        init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+        model.load_state_dict(init["ema"] if init.get("ema") is not None else init["model"])
+        log.info("initialised from %s (step %s)", cfg.init_from, init.get("step"))
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
+    if cfg.finetune_llemn:
+        model.encoder.requires_grad_(False)
+        model.ssan.requires_grad_(False)
     opt = make_optimizer(model, cfg)
     rng = np.random.default_rng(cfg.seed)
     step, elapsed = 0, 0.0

@@ -107,3 +107,23 @@ def test_meter_averages_and_refuses_a_non_finite_loss() -> None:
     m.add("seg", torch.tensor(float("nan")))
     with pytest.raises(FloatingPointError, match="seg"):
         m.line(3)
+
+
+def test_llemn_finetune_starts_from_a_run_and_moves_only_llemn(tmp_path: Path) -> None:
+    data = fake_data()
+    orig = T.load_data
+    T.load_data = lambda _cfg: data  # type: ignore[assignment]
+    try:
+        T.run(tiny_cfg(steps=2), tmp_path / "base")
+        base = torch.load(tmp_path / "base" / "last.pt", weights_only=False)["ema"]
+        cfg = tiny_cfg(steps=3, init_from=str(tmp_path / "base" / "last.pt"), finetune_llemn=True)
+        T.run(cfg, tmp_path / "ft")
+    finally:
+        T.load_data = orig
+    tuned = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["model"]
+    assert tuned.keys() == base.keys()
+    for name, value in tuned.items():
+        same = torch.equal(value, base[name])
+        if name.startswith(("encoder.", "ssan.")):
+            assert same, name  # frozen: the mask cannot change
+    assert any(not torch.equal(v, base[n]) for n, v in tuned.items() if n.startswith("llemn."))
