@@ -114,6 +114,14 @@ class SiceIndex:
     runs: list[list[int]]  # ids, grouped by scene
     pairs: list[tuple[int, int]]  # (low id, high id)
 
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.__dict__))
+
+    @classmethod
+    def read(cls, path: Path) -> SiceIndex:
+        d = json.loads(path.read_text())
+        return cls(d["ids"], d["lumas"], d["runs"], [tuple(p) for p in d["pairs"]])
+
 
 def _segment_runs(ids: list[int], thumbs: list[np.ndarray]) -> list[list[int]]:
     runs: list[list[int]] = [[ids[0]]]
@@ -150,14 +158,12 @@ def scan_sice(root: Path) -> SiceIndex:
     """
     packed = root / PACKED_INDEX
     if packed.exists():
-        d = json.loads(packed.read_text())
-        return SiceIndex(d["ids"], d["lumas"], d["runs"], [tuple(p) for p in d["pairs"]])
+        return SiceIndex.read(packed)
     ids = sorted(int(p.stem) for p in root.glob("*.jpg"))
     key = hashlib.sha1(json.dumps([str(root), ids, RUN_BREAK_CORR, PAIR_MIN_CORR]).encode())
     cache = CACHE_DIR / f"sice_index_{key.hexdigest()[:12]}.json"
     if cache.exists():
-        d = json.loads(cache.read_text())
-        return SiceIndex(d["ids"], d["lumas"], d["runs"], [tuple(p) for p in d["pairs"]])
+        return SiceIndex.read(cache)
     with ThreadPoolExecutor(2) as ex:
         thumbs = list(ex.map(_thumb, [root / f"{i}.jpg" for i in ids]))
     lumas = [float(t.mean()) for t in thumbs]
@@ -165,7 +171,7 @@ def scan_sice(root: Path) -> SiceIndex:
     pairs = _pairs(runs, dict(zip(ids, lumas, strict=True)), dict(zip(ids, thumbs, strict=True)))
     index = SiceIndex(ids, lumas, runs, pairs)
     CACHE_DIR.mkdir(exist_ok=True)
-    cache.write_text(json.dumps(index.__dict__))
+    index.save(cache)
     log.info(
         "SICE: %d ids, %d runs, %d pairs (cached in %s)", len(ids), len(runs), len(pairs), cache
     )

@@ -13,7 +13,6 @@ It is data, so it lives in an ignored folder and is never committed.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
@@ -30,7 +29,7 @@ def pack_sice(src: Path, dst: Path, val_fraction: float) -> int:
     dst.mkdir(parents=True, exist_ok=True)
     for i in needed:
         shutil.copyfile(src / f"{i}.jpg", dst / f"{i}.jpg")
-    (dst / D.PACKED_INDEX).write_text(json.dumps(index.__dict__))
+    index.save(dst / D.PACKED_INDEX)
     return len(needed)
 
 

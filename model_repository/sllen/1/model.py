@@ -37,16 +37,14 @@ class TritonPythonModel:
         options.add_session_config_entry("session.intra_op.allow_spinning", spin)
         options.add_session_config_entry("session.inter_op.allow_spinning", spin)
         folder = os.path.join(args["model_repository"], args["model_version"])
-        self.session = ort.InferenceSession(
-            os.path.join(folder, params["onnx_file"]), options, providers=["CPUExecutionProvider"]
-        )
-        self.enhanced_session = None
-        if params.get("onnx_file_enhanced_only"):
-            self.enhanced_session = ort.InferenceSession(
-                os.path.join(folder, params["onnx_file_enhanced_only"]),
-                options,
-                providers=["CPUExecutionProvider"],
-            )
+
+        def open_session(name):
+            path = os.path.join(folder, name)
+            return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+        self.session = open_session(params["onnx_file"])
+        enhanced_only = params.get("onnx_file_enhanced_only")
+        self.enhanced_session = open_session(enhanced_only) if enhanced_only else None
 
     def execute(self, requests):
         images = [
