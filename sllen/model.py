@@ -30,7 +30,7 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "silu": lambda: nn.SiLU(inplace=True),
 }
 
-OUTPUT_MODES = ("curve", "gain", "curve_detail", "curve_detail_fr")
+OUTPUT_MODES = ("curve", "gain", "curve_detail")
 NORM_LUMA = 0.45  # SICE well-exposed targets sit at mean luma ~90..170 of 255
 MAX_GAIN = 64.0
 
@@ -262,12 +262,9 @@ class SLLEN(nn.Module):
         self.curve_iters = curve_iters
         self.curve_maps = curve_maps
         self.input_norm = input_norm
-        out_ch = {
-            "curve": 3 * curve_maps,
-            "gain": 3,
-            "curve_detail": 3 * curve_maps + 4,
-            "curve_detail_fr": 3 * curve_maps + 1 + 12,
-        }[output_mode]
+        out_ch = {"curve": 3 * curve_maps, "gain": 3, "curve_detail": 3 * curve_maps + 4}[
+            output_mode
+        ]
         # BT.601 luma weights as a buffer: [1, 3, 1, 1].
         self.register_buffer(
             "luma_weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False
@@ -310,10 +307,7 @@ class SLLEN(nn.Module):
 
     def enhance(self, x: Tensor, feats: list[Tensor], seg: SegOutput) -> Tensor:
         """x: [B, 3, H, W] in [0, 1] -> enhanced [B, 3, H, W] (not clamped in gain mode)."""
-        raw = self.llemn(feats, seg)  # [B, out_ch, H/2, W/2]
-        if self.output_mode == "curve_detail_fr":
-            return self._curve_detail_fr(x, raw)
-        params = up(raw, 2)  # [B, out_ch, H, W]
+        params = up(self.llemn(feats, seg), 2)  # [B, out_ch, H, W]
         if self.output_mode == "gain":
             # Gain up to e^4 ~ 55x: enough for luma 4 -> 200.
             return x * torch.exp(4.0 * torch.tanh(params))
@@ -327,20 +321,6 @@ class SLLEN(nn.Module):
         coarse = up(F.avg_pool2d(y, kernel_size=4, stride=4), 4)
         residual = params[:, n_curve : n_curve + 3]
         gate = torch.sigmoid(params[:, n_curve + 3 : n_curve + 4] + 2.0)  # starts near 0.88
-        return coarse + residual + gate * (y - coarse)
-
-    def _curve_detail_fr(self, x: Tensor, raw: Tensor) -> Tensor:
-        """curve_detail with a full-resolution correction: curve_detail's residual is
-        predicted at half resolution and upsampled, so it cannot remove pixel-level noise,
-        and held-out SSIM stalled at ~0.80 whatever the global tone (a per-image oracle tone
-        curve on the output gave 0.81). Here the residual comes as 12 channels at H/2 that
-        a pixel shuffle turns into 3 at full resolution; curves and gate stay smooth."""
-        n_curve = 3 * self.curve_maps
-        params = up(raw[:, : n_curve + 1], 2)  # [B, n_curve + 1, H, W]
-        y = self.apply_curves(x, torch.tanh(params[:, :n_curve]))
-        coarse = up(F.avg_pool2d(y, kernel_size=4, stride=4), 4)
-        residual = F.pixel_shuffle(raw[:, n_curve + 1 :], 2)  # [B, 3, H, W]
-        gate = torch.sigmoid(params[:, n_curve : n_curve + 1] + 2.0)
         return coarse + residual + gate * (y - coarse)
 
     def apply_curves(self, x: Tensor, alphas: Tensor) -> Tensor:
@@ -403,9 +383,6 @@ VARIANTS: dict[str, NetConfig] = {
         curve_maps=4,
     ),
 }
-_V5 = replace(_V3, output_mode="curve_detail_fr")
-VARIANTS["small_fr"] = _V5
-VARIANTS["small_fr_nosem"] = replace(_V5, use_semantics=False)
 DEFAULT_VARIANT = "small"
 
 

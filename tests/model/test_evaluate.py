@@ -88,3 +88,16 @@ def test_parse_models(tmp_path: object) -> None:
     assert {k: str(v) for k, v in models.items()} == {"a": "x.onnx", "b": "y/z.onnx"}
     with pytest.raises(ValueError):
         E.parse_models(["no-path"], defaults=False)
+
+
+def test_oracle_lut_inverts_any_monotonic_tone_curve_and_no_more() -> None:
+    from sllen.ceiling import oracle_lut
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 64, (32, 32, 3), dtype=np.uint8)
+    curve = np.round(255 * (np.arange(256) / 255) ** 0.4).astype(np.uint8)  # brightening
+    target = curve[image]
+    assert np.array_equal(oracle_lut(image, target), target)
+    # A global curve cannot restore local detail: a shuffled target is not reached.
+    shuffled = rng.permutation(target.reshape(-1, 3)).reshape(target.shape)
+    assert E.psnr_u8(oracle_lut(image, shuffled), shuffled) < 20

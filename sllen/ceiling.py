@@ -1,0 +1,89 @@
+"""How far the SICE validation targets can be reached at all: oracle bounds, not methods.
+
+    python -m sllen.ceiling [--model model_repository/sllen/1/model_enhanced.onnx]
+
+Each bound fits a per-image, per-channel global tone curve (a 256-entry LUT: every value
+mapped to the mean target value at the pixels holding it) *on the target itself*, so no
+method can do as well by global tone alone. Rows: the dark input through its oracle
+curve (all a perfect global exposure/tone decision can reach, by input luma); the served
+model as it is, mean-matched and through its oracle curve (what is left is local: noise,
+detail); another exposure of the same scene (the next frame of the run with luma >= 60)
+through its oracle curve (how well the frames align: misalignment would cap every row).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from sllen import data as D
+from sllen.evaluate import mean_matched, psnr_u8, ssim_u8
+from sllen.export import make_session
+
+NEIGHBOUR_MIN_LUMA = 60.0
+LUMA_BINS = ((0, 20), (20, 30), (30, 46))
+
+
+def oracle_lut(image: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``image`` through the per-channel global tone curve that best fits ``target`` (L2)."""
+    out = np.empty_like(target)
+    for c in range(3):
+        src = image[..., c].ravel().astype(np.int64)
+        sums = np.bincount(src, target[..., c].ravel().astype(np.float64), 256)
+        counts = np.bincount(src, minlength=256)
+        lut = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+        out[..., c] = np.clip(np.round(lut[image[..., c]]), 0, 255).astype(np.uint8)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", type=Path, default=Path("model_repository/sllen/1/model_enhanced.onnx")
+    )
+    parser.add_argument("--data-root", type=Path, default=D.DEFAULT_DATA_ROOT)
+    parser.add_argument("--val-fraction", type=float, default=0.12)
+    args = parser.parse_args(argv)
+    root = args.data_root / "sice"
+    index = D.scan_sice(root)
+    pairs = D.split_pairs(index, args.val_fraction, val=True)
+    run_of = {i: run for run in index.runs for i in run}
+    luma = dict(zip(index.ids, index.lumas, strict=True))
+    session = make_session(args.model.read_bytes(), threads=2)
+    name = session.get_inputs()[0].name
+
+    rows: dict[str, list[tuple[float, float]]] = {}
+
+    def add(key: str, image: np.ndarray, target: np.ndarray) -> None:
+        rows.setdefault(key, []).append((psnr_u8(image, target), ssim_u8(image, target)))
+
+    for low_id, high_id in pairs:
+        low, high = D.load_rgb(root / f"{low_id}.jpg"), D.load_rgb(root / f"{high_id}.jpg")
+        out = session.run(["enhanced"], {name: low[None]})[0][0]
+        add("model as it is", out, high)
+        add("model, mean-matched", mean_matched(out, high), high)
+        add("model through its oracle curve", oracle_lut(out, high), high)
+        add("input through its oracle curve", oracle_lut(low, high), high)
+        for lo, hi in LUMA_BINS:
+            if lo <= luma[low_id] < hi:
+                add(f"  input luma {lo}-{hi}: input, oracle curve", oracle_lut(low, high), high)
+                add(f"  input luma {lo}-{hi}: model as it is", out, high)
+        run = run_of[high_id]
+        k = run.index(high_id)
+        near = [run[j] for j in (k - 1, k + 1) if 0 <= j < len(run)]
+        near = [i for i in near if luma[i] >= NEIGHBOUR_MIN_LUMA]
+        if near:
+            other = D.load_rgb(root / f"{near[0]}.jpg")
+            add("another exposure of the scene, oracle curve", oracle_lut(other, high), high)
+
+    print(f"SICE validation pairs: {len(pairs)} (val fraction {args.val_fraction})")
+    print("| bound | n | PSNR dB | SSIM |\n|---|---|---|---|")
+    for key, vals in sorted(rows.items(), key=lambda kv: kv[0].startswith(" ")):
+        arr = np.array(vals)
+        print(f"| {key} | {len(arr)} | {arr[:, 0].mean():.2f} | {arr[:, 1].mean():.3f} |")
+
+
+if __name__ == "__main__":
+    main()
