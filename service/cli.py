@@ -8,8 +8,14 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import uvloop
 
 from service.config import Settings, get_settings
+
+T = TypeVar("T")
 
 
 def _logging(settings: Settings) -> None:
@@ -21,10 +27,17 @@ def _logging(settings: Settings) -> None:
     )
 
 
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run on uvloop (as uvicorn runs the gateway): the worker's event loop hands every
+    job between Redis, a codec thread and gRPC, and uvloop's loop costs less CPU per hand-off."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
+
+
 def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
     from service.local.supervisor import Supervisor
 
-    return asyncio.run(Supervisor(settings).run())
+    return _run(Supervisor(settings).run())
 
 
 def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
@@ -65,7 +78,7 @@ async def _run_worker(settings: Settings) -> None:
 
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
-    asyncio.run(_run_worker(settings))
+    _run(_run_worker(settings))
     return 0
 
 

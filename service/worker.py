@@ -262,7 +262,8 @@ class Worker:
         if not batch:
             return
         try:
-            images = np.stack([p.image for p in batch])
+            # A lone image goes as a view: stacking copies it for nothing (0.5 ms at 600x400).
+            images = batch[0].image[None] if len(batch) == 1 else np.stack([p.image for p in batch])
             with_mask = any(p.work.job.options.mask for p in batch)
             prediction = await self._infer_with_retry(batch, images, with_mask)
         except JobFailed as exc:
