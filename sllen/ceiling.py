@@ -2,13 +2,15 @@
 
     python -m sllen.ceiling [--model model_repository/sllen/1/model_enhanced.onnx]
 
-Each bound fits a per-image, per-channel global tone curve (a 256-entry LUT: every value
-mapped to the mean target value at the pixels holding it) *on the target itself*, so no
-method can do as well by global tone alone. Rows: the dark input through its oracle
+Each oracle bound fits a per-image, per-channel global tone curve (a 256-entry LUT: every
+value mapped to the mean target value at the pixels holding it) *on the target itself*, so
+no method can do as well by global tone alone. Rows: the dark input through its oracle
 curve (all a perfect global exposure/tone decision can reach, by input luma); the served
 model as it is, mean-matched and through its oracle curve (what is left is local: noise,
-detail); another exposure of the same scene (the next frame of the run with luma >= 60)
-through its oracle curve (how well the frames align: misalignment would cap every row).
+detail), and rescaled to one fixed mean luma for every image (the mean of the *training*
+targets: what a content-blind exposure rule would buy, no oracle); another exposure of the
+same scene (the next frame of the run with luma >= 60) through its oracle curve (how well
+the frames align: misalignment would cap every row).
 """
 
 from __future__ import annotations
@@ -38,6 +40,13 @@ def oracle_lut(image: np.ndarray, target: np.ndarray) -> np.ndarray:
     return out
 
 
+def to_luma(image: np.ndarray, mean_luma: float) -> np.ndarray:
+    """``image`` scaled by one gain so its mean luma (BT.601, 0..255) is ``mean_luma``."""
+    lum = float(D.luma(image).mean())
+    scaled = image.astype(np.float64) * (mean_luma / max(lum, 1e-6))
+    return np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -51,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     pairs = D.split_pairs(index, args.val_fraction, val=True)
     run_of = {i: run for run in index.runs for i in run}
     luma = dict(zip(index.ids, index.lumas, strict=True))
+    train_targets = {high for _, high in D.split_pairs(index, args.val_fraction, val=False)}
+    fixed_luma = float(np.mean([luma[i] for i in train_targets]))
     session = make_session(args.model.read_bytes(), threads=2)
     name = session.get_inputs()[0].name
 
@@ -64,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         out = session.run(["enhanced"], {name: low[None]})[0][0]
         add("model as it is", out, high)
         add("model, mean-matched", mean_matched(out, high), high)
+        add(f"model rescaled to mean luma {fixed_luma:.0f}", to_luma(out, fixed_luma), high)
         add("model through its oracle curve", oracle_lut(out, high), high)
         add("input through its oracle curve", oracle_lut(low, high), high)
         for lo, hi in LUMA_BINS:
