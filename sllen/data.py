@@ -196,6 +196,7 @@ class SicePairs:
         self.low_idx = low_idx
         self.high_idx = high_idx
         self._shrunk: dict[tuple[int, int], np.ndarray] = {}  # whole frames are reused
+        self._frame_luma: dict[int, float] = {}
 
     @classmethod
     def load(cls, root: Path, val_fraction: float, val: bool) -> SicePairs:
@@ -225,6 +226,12 @@ class SicePairs:
             out.append(self._shrunk[i, size])
         return out[0], out[1]
 
+    def frame_luma(self, i: int) -> float:
+        """Mean luma (0..1) of the whole frame ``images[i]``, memoised."""
+        if i not in self._frame_luma:
+            self._frame_luma[i] = float(luma(self.images[i].astype(np.float32)).mean() / 255.0)
+        return self._frame_luma[i]
+
     def sample(
         self,
         rng: np.random.Generator,
@@ -233,6 +240,8 @@ class SicePairs:
         whole_prob: float = 0.0,
         dihedral: bool = False,
         device: torch.device | str = "cpu",
+        exposure_shrink: float = 0.0,
+        exposure_luma: float = 0.467,
     ) -> tuple[Tensor, Tensor]:
         """Aligned samples with flips -> (low, high) float [B, 3, crop, crop] in [0, 1].
 
@@ -240,6 +249,11 @@ class SicePairs:
         ``crop`` (area filter): crops alone never show the network a whole scene, yet the
         right exposure is a whole-scene decision. ``dihedral`` adds vertical flips and
         transposes (8 orientations instead of 2) against over-fitting the few scenes.
+
+        ``exposure_shrink`` s > 0 scales each target by (exposure_luma / L) ** s, L its whole
+        frame's mean luma: a target is the frame of its run nearest a fixed luma, so how much
+        brighter or darker than that level it came out is chance the input cannot show, and
+        learning it per scene only over-fits (s = 1: every target at ``exposure_luma``).
         """
         ks = rng.integers(0, len(self), size=batch)
         lows, highs = [], []
@@ -253,7 +267,13 @@ class SicePairs:
                 low, high = low[sl], high[sl]
             lows.append(flip(low))
             highs.append(flip(high))
-        return to_tensor(np.stack(lows), device), to_tensor(np.stack(highs), device)
+        low_t, high_t = to_tensor(np.stack(lows), device), to_tensor(np.stack(highs), device)
+        if exposure_shrink > 0:
+            lumas = [self.frame_luma(int(self.high_idx[k])) for k in ks]
+            gains = [(exposure_luma / max(lum, 1e-3)) ** exposure_shrink for lum in lumas]
+            gain = torch.tensor(gains, dtype=high_t.dtype, device=high_t.device).view(-1, 1, 1, 1)
+            high_t = (high_t * gain).clamp(0.0, 1.0)
+        return low_t, high_t
 
 
 # --------------------------------------------------------------------------- CamVid

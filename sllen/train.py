@@ -60,6 +60,8 @@ class TrainConfig:
     camvid_enh_prob: float = 0.3
     whole_prob: float = 0.0  # SICE samples shown as the whole frame shrunk to ``crop``
     dihedral: bool = False  # SICE samples in all 8 orientations, not just mirrored
+    exposure_shrink: float = 0.0  # SICE targets' brightness pulled towards exposure_luma
+    exposure_luma: float = 0.467  # 119/255, the training targets' mean luma
     seg_dark_prob: float = 0.75  # daylight CamVid darkened in seg steps
     w_charbonnier: float = 1.0
     w_ssim: float = 0.5
@@ -195,7 +197,14 @@ def enh_step_loss(
 ) -> tuple[str, Tensor]:
     if rng.random() >= cfg.camvid_enh_prob:
         low, high = data.sice.sample(
-            rng, cfg.batch_size, cfg.crop, cfg.whole_prob, cfg.dihedral, device=cfg.device
+            rng,
+            cfg.batch_size,
+            cfg.crop,
+            cfg.whole_prob,
+            cfg.dihedral,
+            device=cfg.device,
+            exposure_shrink=cfg.exposure_shrink,
+            exposure_luma=cfg.exposure_luma,
         )
         loss, _ = enh_loss(model, low, high, cfg)
         return "sice", loss

@@ -135,3 +135,30 @@ def test_packed_copy_keeps_the_pairs_and_labels(tmp_path) -> None:  # type: igno
     assert a.names == b.names and np.array_equal(a.labels, b.labels)  # labels stay lossless
     assert np.abs(a.images.astype(int) - b.images.astype(int)).mean() < 12  # JPEG, 4:2:0
     assert list(b.dusk) == [True, True, False]
+
+
+def test_exposure_shrink_pulls_target_brightness_to_one_level() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.integers(20, 120, (64, 64, 3)).astype(np.float32)
+    # Pair 0's target is darker than the level, pair 1's brighter; inputs are irrelevant here.
+    images = np.stack([base * 0.2, base * 0.9, base * 1.6]).clip(0, 255).astype(np.uint8)
+    pairs = D.SicePairs(images, low_idx=np.array([0, 0]), high_idx=np.array([1, 2]))
+    level = 0.4
+
+    def mean_luma(t: torch.Tensor) -> list[float]:
+        return [float(D.luma(x.permute(1, 2, 0)).mean()) for x in t]
+
+    for shrink, spread in ((0.0, 0.1), (1.0, 0.02)):
+        _, high = pairs.sample(
+            np.random.default_rng(1),
+            16,
+            64,
+            whole_prob=0.0,
+            exposure_shrink=shrink,
+            exposure_luma=level,
+        )
+        lumas = mean_luma(high)
+        if shrink == 0:  # untouched: the two targets keep their own brightness
+            assert max(lumas) - min(lumas) > spread
+        else:  # every target at the level (whole 64 px crops of 64 px frames)
+            assert all(abs(v - level) < spread for v in lumas)
