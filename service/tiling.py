@@ -69,15 +69,23 @@ def stitch(
     weight = np.outer(_ramp(th, overlap), _ramp(tw, overlap))
     acc = np.zeros((height, width, 3), np.float32)
     total = np.zeros((height, width), np.float32)
-    best = np.full((height, width), -1.0, np.float32)
-    mask = np.zeros((height, width), np.uint8)
     for i, t in enumerate(tiles):
         ys, xs = slice(t.y, t.y + th), slice(t.x, t.x + tw)
         acc[ys, xs] += enhanced[i].astype(np.float32) * weight[..., None]
         total[ys, xs] += weight
-        if masks is not None:
-            better = weight > best[ys, xs]
-            mask[ys, xs][better] = masks[i][better]
-            best[ys, xs] = np.maximum(best[ys, xs], weight)
     out = np.clip(np.rint(acc / total[..., None]), 0, 255).astype(np.uint8)
-    return out, (mask if masks is not None else None)
+    return out, (None if masks is None else _pick_mask(masks, tiles, weight, height, width))
+
+
+def _pick_mask(masks: U8, tiles: list[Tile], weight: F32, height: int, width: int) -> U8:
+    """Class ids can't be blended: each pixel takes the tile with the highest weight there,
+    i.e. the one whose centre is nearest."""
+    th, tw = weight.shape
+    best = np.full((height, width), -1.0, np.float32)
+    mask = np.zeros((height, width), np.uint8)
+    for i, t in enumerate(tiles):
+        ys, xs = slice(t.y, t.y + th), slice(t.x, t.x + tw)
+        better = weight > best[ys, xs]
+        mask[ys, xs][better] = masks[i][better]
+        best[ys, xs] = np.maximum(best[ys, xs], weight)
+    return mask
