@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from sllen import data as D
+from sllen.deploy import INPUT_NAME, OUTPUT_NAMES
 from sllen.evaluate import mean_matched, psnr_u8, ssim_u8
 from sllen.export import make_session
 
@@ -63,32 +64,39 @@ def main(argv: list[str] | None = None) -> None:
     train_targets = {high for _, high in D.split_pairs(index, args.val_fraction, val=False)}
     fixed_luma = float(np.mean([luma[i] for i in train_targets]))
     session = make_session(args.model.read_bytes(), threads=2)
-    name = session.get_inputs()[0].name
+
+    def metrics(image: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+        return psnr_u8(image, target), ssim_u8(image, target)
 
     rows: dict[str, list[tuple[float, float]]] = {}
-
-    def add(key: str, image: np.ndarray, target: np.ndarray) -> None:
-        rows.setdefault(key, []).append((psnr_u8(image, target), ssim_u8(image, target)))
-
     for low_id, high_id in pairs:
         low, high = D.load_rgb(root / f"{low_id}.jpg"), D.load_rgb(root / f"{high_id}.jpg")
-        out = session.run(["enhanced"], {name: low[None]})[0][0]
-        add("model as it is", out, high)
-        add("model, mean-matched", mean_matched(out, high), high)
-        add(f"model rescaled to mean luma {fixed_luma:.0f}", to_luma(out, fixed_luma), high)
-        add("model through its oracle curve", oracle_lut(out, high), high)
-        add("input through its oracle curve", oracle_lut(low, high), high)
+        out = session.run([OUTPUT_NAMES[0]], {INPUT_NAME: low[None]})[0][0]
+        as_is, input_lut = metrics(out, high), metrics(oracle_lut(low, high), high)
+        found = {
+            "model as it is": as_is,
+            "model, mean-matched": metrics(mean_matched(out, high), high),
+            f"model rescaled to mean luma {fixed_luma:.0f}": metrics(
+                to_luma(out, fixed_luma), high
+            ),
+            "model through its oracle curve": metrics(oracle_lut(out, high), high),
+            "input through its oracle curve": input_lut,
+        }
         for lo, hi in LUMA_BINS:
             if lo <= luma[low_id] < hi:
-                add(f"  input luma {lo}-{hi}: input, oracle curve", oracle_lut(low, high), high)
-                add(f"  input luma {lo}-{hi}: model as it is", out, high)
+                found[f"  input luma {lo}-{hi}: input, oracle curve"] = input_lut
+                found[f"  input luma {lo}-{hi}: model as it is"] = as_is
         run = run_of[high_id]
         k = run.index(high_id)
         near = [run[j] for j in (k - 1, k + 1) if 0 <= j < len(run)]
         near = [i for i in near if luma[i] >= NEIGHBOUR_MIN_LUMA]
         if near:
             other = D.load_rgb(root / f"{near[0]}.jpg")
-            add("another exposure of the scene, oracle curve", oracle_lut(other, high), high)
+            found["another exposure of the scene, oracle curve"] = metrics(
+                oracle_lut(other, high), high
+            )
+        for key, value in found.items():
+            rows.setdefault(key, []).append(value)
 
     print(f"SICE validation pairs: {len(pairs)} (val fraction {args.val_fraction})")
     print("| bound | n | PSNR dB | SSIM |\n|---|---|---|---|")

@@ -42,6 +42,7 @@ PAIR_MIN_CORR = 0.5
 LOW_LUMA = (4.0, 45.0)
 HIGH_LUMA = (90.0, 170.0)
 TARGET_LUMA = 120.0
+EXPOSURE_LUMA = 0.467  # 119/255: the SICE training targets' mean luma (sllen.ceiling measures it)
 PACKED_INDEX = "index.json"
 
 # SegNet median-frequency weights, CamVid ids 0..10.
@@ -241,7 +242,7 @@ class SicePairs:
         dihedral: bool = False,
         device: torch.device | str = "cpu",
         exposure_shrink: float = 0.0,
-        exposure_luma: float = 0.467,
+        exposure_luma: float = EXPOSURE_LUMA,
     ) -> tuple[Tensor, Tensor]:
         """Aligned samples with flips -> (low, high) float [B, 3, crop, crop] in [0, 1].
 

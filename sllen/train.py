@@ -61,7 +61,7 @@ class TrainConfig:
     whole_prob: float = 0.0  # SICE samples shown as the whole frame shrunk to ``crop``
     dihedral: bool = False  # SICE samples in all 8 orientations, not just mirrored
     exposure_shrink: float = 0.0  # SICE targets' brightness pulled towards exposure_luma
-    exposure_luma: float = 0.467  # 119/255, the training targets' mean luma
+    exposure_luma: float = D.EXPOSURE_LUMA
     seg_dark_prob: float = 0.75  # daylight CamVid darkened in seg steps
     w_charbonnier: float = 1.0
     w_ssim: float = 0.5
