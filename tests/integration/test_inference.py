@@ -59,3 +59,34 @@ async def test_a_request_naming_no_outputs_gets_both(triton_url: str) -> None:
     mask = response.as_numpy("mask")
     assert response.as_numpy("enhanced") is not None and mask is not None
     assert mask.shape == (1, 40, 56)
+
+
+async def test_images_shared_out_over_the_cores_match_each_image_run_alone(
+    triton_url: str,
+) -> None:
+    """Several images in one execute() run on one core each (model.py's lanes); one image runs
+    on every core. Both must give the same bytes, masks included, whatever the sizes."""
+    model = TritonModel(Settings(triton_grpc_url=triton_url))
+    batch = np.stack([dark_scene(56, 72, seed=s) for s in (5, 6, 7)])
+    sizes = [(40, 64), (72, 48), (40, 64), (96, 80), (33, 57)]
+    singles = [dark_scene(h, w, seed=10 + i)[None] for i, (h, w) in enumerate(sizes)]
+    try:
+        alone = [await model.infer(batch[k : k + 1], mask=True) for k in range(len(batch))]
+        alone_singles = [await model.infer(image, mask=bool(i % 2)) for i, image in enumerate(singles)]
+        together = await model.infer(batch, mask=True)
+        # Different sizes at once: the input allows ragged batches, so Triton may merge them.
+        mixed = await asyncio.gather(
+            *(model.infer(image, mask=bool(i % 2)) for i, image in enumerate(singles))
+        )
+    finally:
+        await model.close()
+    assert together.mask is not None
+    for k, one in enumerate(alone):
+        assert np.array_equal(together.enhanced[k], one.enhanced[0])
+        assert one.mask is not None and np.array_equal(together.mask[k], one.mask[0])
+    for i, (got, want) in enumerate(zip(mixed, alone_singles)):
+        assert got.enhanced.shape == singles[i].shape
+        assert np.array_equal(got.enhanced, want.enhanced)
+        assert (got.mask is not None) == bool(i % 2)
+        if got.mask is not None:
+            assert want.mask is not None and np.array_equal(got.mask, want.mask)

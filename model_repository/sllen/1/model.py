@@ -1,19 +1,39 @@
 """Triton python-backend model: ONNX Runtime on model.onnx. Thin on purpose.
 
-Triton's dynamic batcher hands us several requests at once; requests of equal [H, W] are joined
-into one ONNX Runtime call and the outputs are split back, one response (or error) per request.
-A group where no request asks for the mask runs the enhanced-only graph (parameter
-``onnx_file_enhanced_only``): ONNX Runtime runs every node whatever outputs are asked for, and
-the mask's upsampling and argmax are 8% of the model's time.
+Triton's dynamic batcher hands us several requests at once, of any sizes (the input allows
+ragged batches); a request may itself hold several images of one size. Each image runs either
+
+- on its own core ("lanes": one single-thread session called from one Python thread per core,
+  biggest image first), or
+- on every core (a session whose intra-op threads span them), one image after another.
+
+Lanes waste nothing on synchronisation: measured on a 2-core Xeon, 600x400, two single-thread runs
+side by side give 1.15-1.25x the images/s of one two-thread run, and they do not stall at every
+operator's barrier when a gateway or codec thread takes one of the cores. But one image alone
+waits ~1.6x longer on one core than on two, so ``lane_split`` chooses, per execute(), the split
+that should finish first: a lone image (the latency case) or a big photo beside small ones runs
+on every core; equal images share the lanes.
+
+A request where nobody asks for the mask runs the enhanced-only graph (``onnx_file_enhanced_only``):
+ONNX Runtime runs every node whatever outputs are asked for, and the mask's upsampling and argmax
+are 8% of the model's time.
 """
 
 import json
 import os
-from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
+
+
+def lpt_makespan(costs, lanes):
+    """Longest-processing-time-first onto `lanes` lanes, as the lane pool runs them."""
+    loads = [0.0] * lanes
+    for cost in sorted(costs, reverse=True):
+        loads[loads.index(min(loads))] += cost
+    return max(loads)
 
 
 class TritonPythonModel:
@@ -25,53 +45,90 @@ class TritonPythonModel:
         self.output_dtypes = {
             o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]
         }
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_num_threads", "0"))
-        options.inter_op_num_threads = int(params.get("inter_op_num_threads", "1"))
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Tiny weights produce denormals that make x86 convolutions many times slower.
-        options.add_session_config_entry("session.set_denormal_as_zero", "1")
-        # Idle ORT threads spin by default; on a small host that steals the cores the gateway,
-        # workers and codecs need between batches.
-        spin = params.get("allow_spinning", "1")
-        options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-        options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+        threads = int(params.get("intra_op_num_threads", "0"))
+        cores = threads or len(os.sched_getaffinity(0))
+        lanes = int(params.get("lanes", "0")) or cores
+        # How much sooner the all-core session finishes one image than one lane does.
+        self.shared_speedup = float(params.get("all_cores_speedup", "1.6"))
         folder = os.path.join(args["model_repository"], args["model_version"])
+        spin = params.get("allow_spinning", "1")
 
-        def open_session(name):
+        def open_session(name, intra_threads):
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = intra_threads
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # Tiny weights produce denormals that make x86 convolutions many times slower.
+            options.add_session_config_entry("session.set_denormal_as_zero", "1")
+            # Idle ORT threads spin by default; on a small host that steals the cores the
+            # gateway, workers and codecs need between batches.
+            options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+            options.add_session_config_entry("session.inter_op.allow_spinning", spin)
             path = os.path.join(folder, name)
             return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
-        self.session = open_session(params["onnx_file"])
-        enhanced_only = params.get("onnx_file_enhanced_only")
-        self.enhanced_session = open_session(enhanced_only) if enhanced_only else None
+        graphs = {"full": params["onnx_file"]}
+        if params.get("onnx_file_enhanced_only"):
+            graphs["enhanced"] = params["onnx_file_enhanced_only"]
+        self.all_cores = {g: open_session(f, threads) for g, f in graphs.items()}
+        # One single-thread session per graph serves every lane: Run is thread-safe, and each
+        # call computes on the thread that makes it.
+        self.one_core = {g: open_session(f, 1) for g, f in graphs.items()} if lanes > 1 else {}
+        self.lanes = ThreadPoolExecutor(lanes, thread_name_prefix="lane") if lanes > 1 else None
+        self.lane_count = lanes
+
+    def graph_for(self, request):
+        """The enhanced-only graph unless this request asks for the mask."""
+        if "enhanced" in self.all_cores and set(request.requested_output_names()) <= {self.output_names[0]}:
+            return "enhanced", self.output_names[:1]
+        return "full", self.output_names
 
     def execute(self, requests):
-        images = [
-            pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests
-        ]
-        groups = defaultdict(list)
-        for i, image in enumerate(images):
-            groups[image.shape[1:]].append(i)
-        responses = [None] * len(requests)
-        for members in groups.values():
+        images = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
+        plans = [self.graph_for(r) for r in requests]
+        items = [(i, k) for i, image in enumerate(images) for k in range(len(image))]
+        items.sort(key=lambda item: -images[item[0]].shape[1] * images[item[0]].shape[2])
+        split = self.lane_split([images[i].shape[1] * images[i].shape[2] for i, _ in items])
+
+        def run_one(sessions, item):
+            i, k = item
+            graph, names = plans[i]
+            return sessions[graph].run(names, {self.input_name: images[i][k : k + 1]})
+
+        futures = [self.lanes.submit(run_one, self.one_core, item) for item in items[:split]]
+        outcomes = {}
+        for item, future in zip(items, futures):
+            outcomes[item] = future.exception() or future.result()
+        for item in items[split:]:
             try:
-                batch = np.concatenate([images[i] for i in members]) if len(members) > 1 else images[members[0]]
-                session, names = self.session, self.output_names
-                wanted = {name for i in members for name in requests[i].requested_output_names()}
-                if self.enhanced_session is not None and wanted <= {self.output_names[0]}:
-                    session, names = self.enhanced_session, self.output_names[:1]
-                outputs = session.run(names, {self.input_name: batch})
-                offset = 0
-                for i in members:
-                    n = images[i].shape[0]
-                    tensors = [
-                        pb_utils.Tensor(name, np.ascontiguousarray(out[offset : offset + n], dtype=self.output_dtypes[name]))
-                        for name, out in zip(names, outputs)
-                    ]
-                    responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
-                    offset += n
-            except Exception as exc:  # one bad group must not fail the other requests
-                for i in members:
-                    responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(str(exc)))
-        return responses
+                outcomes[item] = run_one(self.all_cores, item)
+            except Exception as exc:  # one bad image fails its own request only
+                outcomes[item] = exc
+        return [self.respond(plans[i][1], [outcomes[(i, k)] for k in range(len(image))]) for i, image in enumerate(images)]
+
+    def lane_split(self, costs):
+        """How many of the images (biggest first) to share out over the lanes; the rest then
+        run one by one on every core. Chosen by the finishing time each split predicts, which
+        is what stops one big photo from keeping a small one's core idle."""
+        best, best_time = 0, sum(costs) / self.shared_speedup
+        for n in range(2, len(costs) + 1 if self.lanes else 0):
+            time = lpt_makespan(costs[:n], self.lane_count) + sum(costs[n:]) / self.shared_speedup
+            if time < best_time:
+                best, best_time = n, time
+        return best
+
+    def respond(self, names, parts):
+        """One response from a request's images, or its error if any of them failed."""
+        failure = next((part for part in parts if isinstance(part, Exception)), None)
+        if failure is not None:
+            return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(failure)))
+        outputs = parts[0] if len(parts) == 1 else [np.concatenate(p) for p in zip(*parts)]
+        tensors = [
+            pb_utils.Tensor(name, np.ascontiguousarray(out, dtype=self.output_dtypes[name]))
+            for name, out in zip(names, outputs)
+        ]
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+    def finalize(self):
+        if self.lanes is not None:
+            self.lanes.shutdown(wait=True)
