@@ -72,7 +72,9 @@ async def test_images_shared_out_over_the_cores_match_each_image_run_alone(
     singles = [dark_scene(h, w, seed=10 + i)[None] for i, (h, w) in enumerate(sizes)]
     try:
         alone = [await model.infer(batch[k : k + 1], mask=True) for k in range(len(batch))]
-        alone_singles = [await model.infer(image, mask=bool(i % 2)) for i, image in enumerate(singles)]
+        alone_singles = [
+            await model.infer(image, mask=bool(i % 2)) for i, image in enumerate(singles)
+        ]
         together = await model.infer(batch, mask=True)
         # Different sizes at once: the input allows ragged batches, so Triton may merge them.
         mixed = await asyncio.gather(
@@ -84,7 +86,7 @@ async def test_images_shared_out_over_the_cores_match_each_image_run_alone(
     for k, one in enumerate(alone):
         assert np.array_equal(together.enhanced[k], one.enhanced[0])
         assert one.mask is not None and np.array_equal(together.mask[k], one.mask[0])
-    for i, (got, want) in enumerate(zip(mixed, alone_singles)):
+    for i, (got, want) in enumerate(zip(mixed, alone_singles, strict=True)):
         assert got.enhanced.shape == singles[i].shape
         assert np.array_equal(got.enhanced, want.enhanced)
         assert (got.mask is not None) == bool(i % 2)

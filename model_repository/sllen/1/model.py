@@ -79,12 +79,15 @@ class TritonPythonModel:
 
     def graph_for(self, request):
         """The enhanced-only graph unless this request asks for the mask."""
-        if "enhanced" in self.all_cores and set(request.requested_output_names()) <= {self.output_names[0]}:
+        wanted = set(request.requested_output_names())
+        if "enhanced" in self.all_cores and wanted <= {self.output_names[0]}:
             return "enhanced", self.output_names[:1]
         return "full", self.output_names
 
     def execute(self, requests):
-        images = [pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests]
+        images = [
+            pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests
+        ]
         plans = [self.graph_for(r) for r in requests]
         items = [(i, k) for i, image in enumerate(images) for k in range(len(image))]
         items.sort(key=lambda item: -images[item[0]].shape[1] * images[item[0]].shape[2])
@@ -97,14 +100,17 @@ class TritonPythonModel:
 
         futures = [self.lanes.submit(run_one, self.one_core, item) for item in items[:split]]
         outcomes = {}
-        for item, future in zip(items, futures):
+        for item, future in zip(items[:split], futures, strict=True):
             outcomes[item] = future.exception() or future.result()
         for item in items[split:]:
             try:
                 outcomes[item] = run_one(self.all_cores, item)
             except Exception as exc:  # one bad image fails its own request only
                 outcomes[item] = exc
-        return [self.respond(plans[i][1], [outcomes[(i, k)] for k in range(len(image))]) for i, image in enumerate(images)]
+        return [
+            self.respond(plans[i][1], [outcomes[(i, k)] for k in range(len(image))])
+            for i, image in enumerate(images)
+        ]
 
     def lane_split(self, costs):
         """How many of the images (biggest first) to share out over the lanes; the rest then
@@ -122,10 +128,12 @@ class TritonPythonModel:
         failure = next((part for part in parts if isinstance(part, Exception)), None)
         if failure is not None:
             return pb_utils.InferenceResponse(error=pb_utils.TritonError(str(failure)))
-        outputs = parts[0] if len(parts) == 1 else [np.concatenate(p) for p in zip(*parts)]
+        outputs = (
+            parts[0] if len(parts) == 1 else [np.concatenate(p) for p in zip(*parts, strict=True)]
+        )
         tensors = [
             pb_utils.Tensor(name, np.ascontiguousarray(out, dtype=self.output_dtypes[name]))
-            for name, out in zip(names, outputs)
+            for name, out in zip(names, outputs, strict=True)
         ]
         return pb_utils.InferenceResponse(output_tensors=tensors)
 
