@@ -2,12 +2,14 @@
 
 1. Raw model: ONNX Runtime on the ONNX file that model_repository/sllen/config.pbtxt serves, with
    the session options of Triton's model.py; images/s at batch 1 and at the best batch, for
-   600x400 and 1920x1080.
+   600x400 and 1920x1080; and one single-thread session run from one thread per core at once
+   (the "lanes" model.py uses under load), which on this CPU beats every batch.
 2. The whole stack (gateway, Redis, worker, Triton) started here on free ports: closed-loop clients
    at concurrency 1, 4, 8, 16 posting a 600x400 JPEG; throughput and p50/p95/p99 latency.
-3. Ratios against (1) from the same run: stack throughput / raw throughput, and the latency the
-   stack adds at concurrency 1. Peak memory (VmHWM) of every component, and the model's GFLOPs per
-   megapixel against this CPU's fp32 peak.
+3. Ratios against (1) from the same run: stack throughput / raw throughput (against the best
+   single session, as the target is worded, and against the best of every raw way, lanes
+   included), and the latency the stack adds at concurrency 1. Peak memory (VmHWM) of every
+   component, and the model's GFLOPs per megapixel against this CPU's fp32 peak.
 
 Figures go to stdout and .run/reports/bench.json. Everything shares this machine's cores (the
 load generator too), which is the deployment this measures.
@@ -18,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -84,6 +88,30 @@ def raw_throughput(
     return {"batch": batch, "images_per_s": batch / mean_s, "ms_per_batch": 1000 * mean_s}
 
 
+def raw_lanes(h: int, w: int, seconds: float) -> dict[str, float]:
+    """One single-thread session called from one thread per core, batch 1 each, as model.py's
+    lanes run it (ORT releases the GIL inside run)."""
+    lanes = len(os.sched_getaffinity(0))
+    session = ort_session(threads=1)
+    images = [dark_scene(h, w, seed=i)[None] for i in range(lanes)]
+    session.run(None, {"image": images[0]})  # warm-up
+    done = [0] * lanes
+    stop_at = time.perf_counter() + seconds
+
+    def lane(i: int) -> None:
+        while time.perf_counter() < stop_at or done[i] < 2:
+            session.run(None, {"image": images[i]})
+            done[i] += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {"lanes": lanes, "images_per_s": sum(done) / (time.perf_counter() - started)}
+
+
 def measure_raw(seconds: float) -> dict[str, Any]:
     """The raw baseline at its best: every batch size, ORT thread spinning on and off."""
     spinning, sleeping = ort_session(spinning=True), ort_session(spinning=False)
@@ -96,12 +124,21 @@ def measure_raw(seconds: float) -> dict[str, Any]:
         ]
         rows = [max(pair, key=lambda r: r["images_per_s"]) for pair in pairs]
         best = max(rows, key=lambda r: r["images_per_s"])
+        lanes = raw_lanes(h, w, seconds)
         # Also batch 1 with Triton's own options (threads sleep; config.pbtxt says why).
-        out[name] = {"batch1": rows[0], "best": best, "all": rows, "batch1_sleeping": pairs[0][1]}
+        out[name] = {
+            "batch1": rows[0],
+            "best": best,
+            "all": rows,
+            "batch1_sleeping": pairs[0][1],
+            "lanes": lanes,
+            "best_any_images_per_s": max(best["images_per_s"], lanes["images_per_s"]),
+        }
         print(
             f"raw ORT {name}: batch 1 {rows[0]['images_per_s']:.2f} img/s "
             f"({rows[0]['ms_per_batch']:.1f} ms); best batch {best['batch']}: "
-            f"{best['images_per_s']:.2f} img/s",
+            f"{best['images_per_s']:.2f} img/s; {lanes['lanes']} single-thread lanes: "
+            f"{lanes['images_per_s']:.2f} img/s",
             flush=True,
         )
     return out
@@ -264,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         "ratios": {
             "stack_over_raw_best_throughput": best_stack["images_per_s"]
             / raw_600["best"]["images_per_s"],
+            "stack_over_raw_best_any_throughput": best_stack["images_per_s"]
+            / raw_600["best_any_images_per_s"],
             "stack_over_raw_batch1_throughput_c1": stack_rows[0]["images_per_s"]
             / raw_600["batch1"]["images_per_s"],
             "added_latency_ms_c1": stack_rows[0]["p50_ms"] - raw_600["batch1"]["ms_per_batch"],
@@ -273,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": {"gflops_per_mp": gflops_mp},
     }
     if gflops_mp:
-        achieved = gflops_mp * 0.24 * raw_600["best"]["images_per_s"]
+        achieved = gflops_mp * 0.24 * raw_600["best_any_images_per_s"]
         report["model"]["achieved_gflops"] = achieved
         report["model"]["fraction_of_peak"] = achieved / cpu["fp32_peak_gflops"]
     REPORT.parent.mkdir(parents=True, exist_ok=True)
@@ -284,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         "stack throughput / raw throughput (600x400, best of each): "
         f"{r['stack_over_raw_best_throughput']:.2f}"
         f"  (stack c={best_stack['concurrency']}, raw batch {raw_600['best']['batch']})"
+    )
+    print(
+        "stack throughput / best raw of any kind (single-thread lanes included): "
+        f"{r['stack_over_raw_best_any_throughput']:.2f}"
     )
     print(f"stack c=1 / raw batch 1 throughput: {r['stack_over_raw_batch1_throughput_c1']:.2f}")
     print(

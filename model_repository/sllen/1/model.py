@@ -7,12 +7,13 @@ ragged batches); a request may itself hold several images of one size. Each imag
   biggest image first), or
 - on every core (a session whose intra-op threads span them), one image after another.
 
-Lanes waste nothing on synchronisation: measured on a 2-core Xeon, 600x400, two single-thread runs
-side by side give 1.15-1.25x the images/s of one two-thread run, and they do not stall at every
-operator's barrier when a gateway or codec thread takes one of the cores. But one image alone
-waits ~1.6x longer on one core than on two, so ``lane_split`` chooses, per execute(), the split
-that should finish first: a lone image (the latency case) or a big photo beside small ones runs
-on every core; equal images share the lanes.
+Lanes waste nothing on synchronisation: measured on a 2-core Xeon, two single-thread runs side by
+side give 1.2x the images/s of one two-thread run at 600x400 (1.0x at 1920x1080, whose activations
+outgrow the caches the lanes share), and they do not stall at every operator's barrier when a
+gateway or codec thread takes one of the cores. But one image alone waits 1.6x (600x400) to 2x
+(1920x1080) longer on one core than on every core, so ``lane_split`` chooses, per execute(), the
+split that should finish first: a lone image (the latency case) or a big photo beside small ones
+runs on every core; images of similar sizes share the lanes.
 
 A request where nobody asks for the mask runs the enhanced-only graph (``onnx_file_enhanced_only``):
 ONNX Runtime runs every node whatever outputs are asked for, and the mask's upsampling and argmax
@@ -48,8 +49,9 @@ class TritonPythonModel:
         threads = int(params.get("intra_op_num_threads", "0"))
         cores = threads or len(os.sched_getaffinity(0))
         lanes = int(params.get("lanes", "0")) or cores
-        # How much sooner the all-core session finishes one image than one lane does.
-        self.shared_speedup = float(params.get("all_cores_speedup", "1.6"))
+        # How much sooner the all-core session finishes one image than one lane does, by size.
+        self.speedup_base = float(params.get("all_cores_speedup", "1.6"))
+        self.speedup_per_mp = float(params.get("all_cores_speedup_per_mp", "0.18"))
         folder = os.path.join(args["model_repository"], args["model_version"])
         spin = params.get("allow_spinning", "1")
 
@@ -112,13 +114,16 @@ class TritonPythonModel:
             for i, image in enumerate(images)
         ]
 
-    def lane_split(self, costs):
+    def lane_split(self, pixels):
         """How many of the images (biggest first) to share out over the lanes; the rest then
         run one by one on every core. Chosen by the finishing time each split predicts, which
-        is what stops one big photo from keeping a small one's core idle."""
-        best, best_time = 0, sum(costs) / self.shared_speedup
-        for n in range(2, len(costs) + 1 if self.lanes else 0):
-            time = lpt_makespan(costs[:n], self.lane_count) + sum(costs[n:]) / self.shared_speedup
+        keeps every core on a lone image and stops one big photo from leaving a small one's
+        core idle. Costs in a lane's time per pixel; every core gains more on bigger images
+        (their activations outgrow the caches that two lanes share)."""
+        alone = [px / (self.speedup_base + self.speedup_per_mp * px / 1e6) for px in pixels]
+        best, best_time = 0, sum(alone)
+        for n in range(2, len(pixels) + 1 if self.lanes else 0):
+            time = lpt_makespan(pixels[:n], self.lane_count) + sum(alone[n:])
             if time < best_time:
                 best, best_time = n, time
         return best
