@@ -263,6 +263,9 @@ def measure_stack(
     rows = []
     with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs") as stack:
         for concurrency in concurrencies:
+            # Untimed first: the pipeline fills, and ONNX Runtime's sessions that this load
+            # uses (model.py's lanes from concurrency 2 on) allocate their buffers.
+            asyncio.run(closed_loop(f"http://127.0.0.1:{port}", [photo], concurrency, 2.0))
             row = asyncio.run(
                 closed_loop(f"http://127.0.0.1:{port}", [photo], concurrency, seconds)
             )

@@ -37,6 +37,21 @@ def lpt_makespan(costs, lanes):
     return max(loads)
 
 
+def lane_split(pixels, lanes, speedup_base, speedup_per_mp):
+    """How many of the images (``pixels``, biggest first) to share out over the lanes; the rest
+    then run one by one on every core. Chosen by the finishing time each split predicts, which
+    keeps every core on a lone image and stops one big photo from leaving a small one's core
+    idle. Costs in a lane's time per pixel; every core gains more on bigger images (their
+    activations outgrow the caches that two lanes share)."""
+    alone = [px / (speedup_base + speedup_per_mp * px / 1e6) for px in pixels]
+    best, best_time = 0, sum(alone)
+    for n in range(2, len(pixels) + 1 if lanes > 1 else 0):
+        time = lpt_makespan(pixels[:n], lanes) + sum(alone[n:])
+        if time < best_time:
+            best, best_time = n, time
+    return best
+
+
 class TritonPythonModel:
     def initialize(self, args):
         config = json.loads(args["model_config"])
@@ -93,7 +108,8 @@ class TritonPythonModel:
         plans = [self.graph_for(r) for r in requests]
         items = [(i, k) for i, image in enumerate(images) for k in range(len(image))]
         items.sort(key=lambda item: -images[item[0]].shape[1] * images[item[0]].shape[2])
-        split = self.lane_split([images[i].shape[1] * images[i].shape[2] for i, _ in items])
+        pixels = [images[i].shape[1] * images[i].shape[2] for i, _ in items]
+        split = lane_split(pixels, self.lane_count, self.speedup_base, self.speedup_per_mp)
 
         def run_one(sessions, item):
             i, k = item
@@ -113,20 +129,6 @@ class TritonPythonModel:
             self.respond(plans[i][1], [outcomes[(i, k)] for k in range(len(image))])
             for i, image in enumerate(images)
         ]
-
-    def lane_split(self, pixels):
-        """How many of the images (biggest first) to share out over the lanes; the rest then
-        run one by one on every core. Chosen by the finishing time each split predicts, which
-        keeps every core on a lone image and stops one big photo from leaving a small one's
-        core idle. Costs in a lane's time per pixel; every core gains more on bigger images
-        (their activations outgrow the caches that two lanes share)."""
-        alone = [px / (self.speedup_base + self.speedup_per_mp * px / 1e6) for px in pixels]
-        best, best_time = 0, sum(alone)
-        for n in range(2, len(pixels) + 1 if self.lanes else 0):
-            time = lpt_makespan(pixels[:n], self.lane_count) + sum(alone[n:])
-            if time < best_time:
-                best, best_time = n, time
-        return best
 
     def respond(self, names, parts):
         """One response from a request's images, or its error if any of them failed."""
