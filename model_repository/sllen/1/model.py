@@ -62,6 +62,7 @@ class TritonPythonModel:
             o["name"]: pb_utils.triton_string_to_numpy(o["data_type"]) for o in config["output"]
         }
         threads = int(params.get("intra_op_num_threads", "0"))
+        inter_threads = int(params.get("inter_op_num_threads", "1"))
         cores = threads or len(os.sched_getaffinity(0))
         lanes = int(params.get("lanes", "0")) or cores
         # How much sooner the all-core session finishes one image than one lane does, by size.
@@ -73,7 +74,7 @@ class TritonPythonModel:
         def open_session(name, intra_threads):
             options = ort.SessionOptions()
             options.intra_op_num_threads = intra_threads
-            options.inter_op_num_threads = 1
+            options.inter_op_num_threads = inter_threads
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             # Tiny weights produce denormals that make x86 convolutions many times slower.
             options.add_session_config_entry("session.set_denormal_as_zero", "1")
