@@ -29,6 +29,15 @@ import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
 
+def share_arena():
+    """Register one CPU arena allocator with ONNX Runtime's environment, which sessions opened
+    with ``session.use_env_allocators`` use instead of their own (registering again is harmless)."""
+    info = ort.OrtMemoryInfo(
+        "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+    )
+    ort.create_and_register_allocator(info, ort.OrtArenaCfg({}))
+
+
 def lpt_makespan(costs, lanes):
     """Longest-processing-time-first onto `lanes` lanes, as the lane pool runs them."""
     loads = [0.0] * lanes
@@ -70,6 +79,10 @@ class TritonPythonModel:
         self.speedup_per_mp = float(params.get("all_cores_speedup_per_mp", "0.18"))
         folder = os.path.join(args["model_repository"], args["model_version"])
         spin = params.get("allow_spinning", "1")
+        # One memory arena for every session of this process: each session's own arena grows to
+        # its largest photo and keeps it, so four sessions held four peaks (measured under the
+        # locust mix: 2.5 GB for the stub; one arena, same speed: ~0.9 GB).
+        share_arena()
 
         def open_session(name, intra_threads):
             options = ort.SessionOptions()
@@ -82,6 +95,7 @@ class TritonPythonModel:
             # gateway, workers and codecs need between batches.
             options.add_session_config_entry("session.intra_op.allow_spinning", spin)
             options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+            options.add_session_config_entry("session.use_env_allocators", "1")
             path = os.path.join(folder, name)
             return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
