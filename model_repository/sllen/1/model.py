@@ -80,8 +80,8 @@ class TritonPythonModel:
         folder = os.path.join(args["model_repository"], args["model_version"])
         spin = params.get("allow_spinning", "1")
         # One memory arena for every session of this process: each session's own arena grows to
-        # its largest photo and keeps it, so four sessions held four peaks (measured under the
-        # locust mix: 2.5 GB for the stub; one arena, same speed: ~0.9 GB).
+        # its largest photo and keeps it, so four sessions held four peaks (the stub's peak RSS
+        # after the locust mix: 2.5 GB; one arena, same speed: 1.1 GB).
         share_arena()
 
         def open_session(name, intra_threads):
@@ -121,9 +121,10 @@ class TritonPythonModel:
             pb_utils.get_input_tensor_by_name(r, self.input_name).as_numpy() for r in requests
         ]
         plans = [self.graph_for(r) for r in requests]
+        area = [image.shape[1] * image.shape[2] for image in images]
         items = [(i, k) for i, image in enumerate(images) for k in range(len(image))]
-        items.sort(key=lambda item: -images[item[0]].shape[1] * images[item[0]].shape[2])
-        pixels = [images[i].shape[1] * images[i].shape[2] for i, _ in items]
+        items.sort(key=lambda item: -area[item[0]])
+        pixels = [area[i] for i, _ in items]
         split = lane_split(pixels, self.lane_count, self.speedup_base, self.speedup_per_mp)
 
         def run_one(sessions, item):
