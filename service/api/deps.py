@@ -21,7 +21,9 @@ class Services:
     model: TritonModel
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async although it awaits nothing: FastAPI runs a plain def dependency in a worker thread,
+    # a thread hop per request for a dict lookup.
     services: Services = request.app.state.services
     return services
 

@@ -21,7 +21,7 @@ RAW_BODY_TYPES = frozenset(
 )
 
 
-def enhance_options(
+async def enhance_options(
     mask_q: Annotated[bool | None, Query(alias="mask")] = None,
     format_q: Annotated[OutputFormat | None, Query(alias="format")] = None,
     quality_q: Annotated[int | None, Query(alias="quality", ge=1, le=100)] = None,
@@ -38,7 +38,8 @@ def enhance_options(
     ] = None,
     metadata_f: Annotated[MetadataPolicy | None, Form(alias="metadata")] = None,
 ) -> EnhanceOptions:
-    """Options as query parameters or form fields; a form field wins when both are given."""
+    """Options as query parameters or form fields; a form field wins when both are given.
+    async without awaiting: a plain def dependency would cost a thread hop per request."""
     return EnhanceOptions(
         mask=mask_f if mask_f is not None else bool(mask_q),
         format=format_f or format_q or "png",
