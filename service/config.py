@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     triton_model: str = "sllen"
     triton_model_version: str = ""
     triton_timeout_s: float = Field(60.0, gt=0)
+    # Pixels to and from Triton through system shared memory instead of inside gRPC messages:
+    # "auto" does so when triton_grpc_url is a loopback address (Triton on this host), and
+    # falls back to gRPC if Triton cannot map the regions; the pool holds at most the MiB given.
+    triton_shared_memory: Literal["auto", "on", "off"] = "auto"
+    triton_shared_memory_max_mb: int = Field(256, ge=8)
 
     # --- worker
     worker_name: str = ""

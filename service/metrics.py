@@ -44,6 +44,11 @@ CODEC = Histogram(
     ["op"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
 )
+TRITON_CALLS = Counter(
+    "sllen_triton_calls_total",
+    "Triton calls by how the pixels travelled (shared memory or inside gRPC)",
+    ["transport"],
+)
 RETRIES = Counter("sllen_inference_retries_total", "Transient Triton failures retried")
 QUEUE_DEPTH = Gauge(
     "sllen_queue_depth", "Jobs in the stream (waiting or being worked on)", multiprocess_mode="max"
