@@ -11,10 +11,11 @@ import io
 import warnings
 import zlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import numpy.typing as npt
+import simplejpeg
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from service.errors import PayloadTooLarge, UndecodableImage, UnsupportedMediaType
@@ -117,6 +118,11 @@ def decode(data: bytes, metadata: MetadataPolicy = "strip") -> Decoded:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+                if fmt == "JPEG" and im.mode in {"RGB", "L"} and _orientation(im) == 1:
+                    rgb = _decode_jpeg(data)
+                    return Decoded(
+                        _to_srgb(rgb, im.info.get("icc_profile")), _kept_exif(im, metadata)
+                    )
                 im.load()
                 # exif_transpose costs a full copy even of an upright photo (measured: half
                 # the decode time of a 1920x1080 JPEG, benchmarks/codecs.py): only when needed.
@@ -125,6 +131,13 @@ def decode(data: bytes, metadata: MetadataPolicy = "strip") -> Decoded:
                 return Decoded(_to_srgb(_to_rgb_array(upright), im.info.get("icc_profile")), exif)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise UndecodableImage(f"the {fmt} data does not decode: {exc}") from exc
+
+
+def _decode_jpeg(data: bytes) -> U8:
+    """An upright RGB or grayscale JPEG, decoded by libjpeg-turbo straight into an array: the
+    same pixels as Pillow's path (same library, same DCT), in ~0.5x its time (Pillow allocates
+    an image, then copies it out: benchmarks/codecs.py). Corrupt data raises ValueError."""
+    return cast(U8, simplejpeg.decode_jpeg(data, colorspace="RGB"))
 
 
 def decode_rgb(data: bytes) -> U8:

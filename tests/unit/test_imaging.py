@@ -221,3 +221,47 @@ def test_broken_icc_profile_is_ignored() -> None:
     rgb = dark_scene(20, 30)
     out = imaging.decode_rgb(encode(rgb, "PNG", icc_profile=b"not a profile"))
     assert (out == rgb).all()
+
+
+def pillow_pixels(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.mark.parametrize(
+    ("mode", "options"),
+    [
+        ("RGB", {"quality": 90}),
+        ("RGB", {"quality": 95, "subsampling": 0}),
+        ("RGB", {"quality": 80, "progressive": True}),
+        ("L", {"quality": 90}),
+    ],
+)
+def test_upright_jpeg_decodes_to_the_pixels_pillow_gives(mode: str, options: dict) -> None:
+    im = Image.fromarray(dark_scene(61, 97, seed=3, peak=180)).convert(mode)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", **options)
+    assert np.array_equal(imaging.decode_rgb(buf.getvalue()), pillow_pixels(buf.getvalue()))
+
+
+def test_a_jpeg_with_an_icc_profile_is_converted_on_the_fast_path_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from PIL import ImageCms
+
+    seen: list[bytes | None] = []
+    convert = imaging._to_srgb
+    monkeypatch.setattr(imaging, "_to_srgb", lambda a, icc: seen.append(icc) or convert(a, icc))
+
+    rgb = dark_scene(20, 30, peak=200)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = encode(rgb, "JPEG", quality=95, icc_profile=srgb)
+    assert np.array_equal(imaging.decode_rgb(data), convert(pillow_pixels(data), srgb))
+    assert seen == [srgb]
+
+
+def test_a_truncated_jpeg_fails_as_undecodable() -> None:
+    data = encode(dark_scene(200, 300, peak=200), "JPEG", quality=90)
+    for cut in (len(data) // 2, len(data) - 10):
+        with pytest.raises(UndecodableImage):
+            imaging.decode_rgb(data[:cut])
