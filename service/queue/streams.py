@@ -68,6 +68,21 @@ class QueueStats:
     oldest_age_s: float
 
 
+# The length check and the writes in one atomic round trip: as XLEN then MULTI, two gateways
+# could both pass a nearly full queue, and every request paid a second round trip (~0.3 ms at
+# concurrency 1 on the 2-core Xeon).
+_ENQUEUE = """
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if ARGV[6] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[7])
+  redis.call('SET', KEYS[4], 'queued', 'PX', ARGV[7])
+end
+redis.call('XADD', KEYS[1], '*', ARGV[4], ARGV[5])
+return 1
+"""
+
+
 class _GroupMissing(QueueUnavailable):
     """Redis lost the stream or its group (restarted without persistence, or flushed)."""
 
@@ -88,6 +103,7 @@ class JobQueue:
         self.redis = redis
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
+        self._enqueue = redis.register_script(_ENQUEUE)
 
     # --- gateway side
     async def ensure_group(self) -> None:
@@ -106,17 +122,29 @@ class JobQueue:
 
     async def enqueue(self, job: Job, upload: bytes, record: JobRecord | None = None) -> None:
         """Queue a job; with a ``record`` it is an async job that clients can look up."""
-        if await self.depth() >= self.settings.max_queue_length:
-            raise Overloaded("the job queue is full", retry_after_s=self.settings.retry_after_s)
         ttl_s = self.settings.upload_ttl_s
-        async with self.redis.pipeline(transaction=True) as pipe:
-            if record is not None:
-                record_ttl_ms = max(job.deadline_at_ms - now_ms(), 1) + ttl_s * 1000
-                pipe.set(self.keys.record(job.id), record.model_dump_json(), px=record_ttl_ms)
-                pipe.set(self.keys.state(job.id), b"queued", px=record_ttl_ms)
-            pipe.set(self.keys.upload(job.id), upload, ex=ttl_s)
-            pipe.xadd(self.keys.stream, {JOB_FIELD: job.model_dump_json().encode()})
-            await _guard(pipe.execute(), "enqueue")
+        record_json, record_ttl_ms = b"", 0
+        if record is not None:
+            record_json = record.model_dump_json().encode()
+            record_ttl_ms = max(job.deadline_at_ms - now_ms(), 1) + ttl_s * 1000
+        k = self.keys
+        queued = await _guard(
+            self._enqueue(
+                keys=[k.stream, k.upload(job.id), k.record(job.id), k.state(job.id)],
+                args=[
+                    self.settings.max_queue_length,
+                    upload,
+                    ttl_s,
+                    JOB_FIELD,
+                    job.model_dump_json().encode(),
+                    record_json,
+                    record_ttl_ms,
+                ],
+            ),
+            "enqueue",
+        )
+        if not queued:
+            raise Overloaded("the job queue is full", retry_after_s=self.settings.retry_after_s)
 
     async def get_record(self, job_id: str) -> JobRecord | None:
         raw: Any = await _guard(self.redis.get(self.keys.record(job_id)), "GET record")
