@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import warnings
-import zlib
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -18,6 +17,7 @@ import numpy.typing as npt
 import simplejpeg
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from service import png
 from service.errors import PayloadTooLarge, UndecodableImage, UnsupportedMediaType
 
 U8 = npt.NDArray[np.uint8]
@@ -207,13 +207,6 @@ def pad_for_model(image: U8, min_side_px: int, bucket_px: int = 0) -> U8:
     return np.pad(image, widths, mode="edge")
 
 
-# zlib strategy for enhanced photos: their (amplified) noise leaves LZ77 few matches, so
-# Huffman coding alone is both faster and smaller (benchmarks/codecs.py at level 1: 600x400
-# 0.85x the time and 0.77x the bytes of the default strategy, 1920x1080 0.86x and 0.75x).
-# Masks keep the default: their long runs are what LZ77 is for.
-PNG_PHOTO_STRATEGY = zlib.Z_HUFFMAN_ONLY
-
-
 def encode_image(
     rgb: U8,
     fmt: OutputFormat,
@@ -225,18 +218,12 @@ def encode_image(
     webp_quality: int,
 ) -> bytes:
     """Encode uint8 [H, W, 3] RGB. ``quality`` (1-100) overrides the default for JPEG and WebP."""
+    if fmt == "png":
+        return png.encode_rgb(rgb, png_compress_level, exif)
     im = Image.fromarray(rgb)
     buf = io.BytesIO()
     extra: dict[str, object] = {"exif": exif} if exif else {}
-    if fmt == "png":
-        im.save(
-            buf,
-            format="PNG",
-            compress_level=png_compress_level,
-            compress_type=PNG_PHOTO_STRATEGY,
-            **extra,
-        )
-    elif fmt == "jpeg":
+    if fmt == "jpeg":
         im.save(buf, format="JPEG", quality=quality or jpeg_quality, optimize=False, **extra)
     else:
         im.save(buf, format="WEBP", quality=quality or webp_quality, method=2, **extra)
