@@ -5,7 +5,9 @@
    600x400 and 1920x1080; and one single-thread session run from one thread per core at once
    (the "lanes" model.py uses under load), which on this CPU beats every batch.
 2. The whole stack (gateway, Redis, worker, Triton) started here on free ports: closed-loop clients
-   at concurrency 1, 4, 8, 16 posting a 600x400 JPEG; throughput and p50/p95/p99 latency.
+   at concurrency 1, 4, 8, 16 posting a 600x400 JPEG; throughput and p50/p95/p99 latency. The
+   600x400 raw figures of (1) are taken right before the stack starts and right after it stops,
+   and their mean is the baseline (the machine drifts within minutes).
 3. Ratios against (1) from the same run: stack throughput / raw throughput (against the best
    single session, as the target is worded, and against the best of every raw way, lanes
    included), and the latency the stack adds at concurrency 1. Peak memory (VmHWM) of every
@@ -115,11 +117,11 @@ def raw_lanes(h: int, w: int, seconds: float) -> dict[str, float]:
     return {"lanes": lanes, "images_per_s": sum(done) / (time.perf_counter() - started)}
 
 
-def measure_raw(seconds: float) -> dict[str, Any]:
+def measure_raw(seconds: float, sizes: dict[str, tuple[int, int]] = SIZES) -> dict[str, Any]:
     """The raw baseline at its best: every batch size, ORT thread spinning on and off."""
     spinning, sleeping = ort_session(spinning=True), ort_session(spinning=False)
     out: dict[str, Any] = {}
-    for name, (h, w) in SIZES.items():
+    for name, (h, w) in sizes.items():
         batches = [1, 2, 4, 8] if h * w < 1_000_000 else [1, 2, 4]
         pairs = [
             (raw_throughput(spinning, h, w, b, seconds), raw_throughput(sleeping, h, w, b, seconds))
@@ -139,12 +141,52 @@ def measure_raw(seconds: float) -> dict[str, Any]:
         }
         print(
             f"raw ORT {name}: batch 1 {rows[0]['images_per_s']:.2f} img/s "
-            f"({rows[0]['ms_per_batch']:.1f} ms); best batch {best['batch']}: "
+            f"({rows[0]['ms_per_batch']:.1f} ms; sleeping threads "
+            f"{pairs[0][1]['ms_per_batch']:.1f} ms); best batch {best['batch']}: "
             f"{best['images_per_s']:.2f} img/s; {lanes['lanes']} single-thread lanes: "
             f"{lanes['images_per_s']:.2f} img/s",
             flush=True,
         )
     return out
+
+
+def mean_raw(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """One size's baseline as the mean of two measurements, before and after the stack's: this
+    machine's speed drifts by several per cent within minutes, and a baseline from one side
+    only moved the ratios with it. The best batch is the best on the mean."""
+
+    def mean(key: str, *path: str) -> float:
+        values = []
+        for side in (before, after):
+            node: Any = side
+            for step in path:
+                node = node[step]
+            values.append(float(node[key]))
+        return statistics.fmean(values)
+
+    batches = [row["batch"] for row in before["all"]]
+    by_batch = {
+        b: statistics.fmean(
+            float(next(r for r in side["all"] if r["batch"] == b)["images_per_s"])
+            for side in (before, after)
+        )
+        for b in batches
+    }
+    best_batch = max(by_batch, key=lambda b: by_batch[b])
+    lanes = mean("images_per_s", "lanes")
+    return {
+        "batch1": {
+            "batch": 1,
+            "images_per_s": mean("images_per_s", "batch1"),
+            "ms_per_batch": mean("ms_per_batch", "batch1"),
+        },
+        "batch1_sleeping": {"ms_per_batch": mean("ms_per_batch", "batch1_sleeping")},
+        "best": {"batch": best_batch, "images_per_s": by_batch[best_batch]},
+        "lanes": {"images_per_s": lanes},
+        "best_any_images_per_s": max(by_batch[best_batch], lanes),
+        "before": before,
+        "after": after,
+    }
 
 
 class Stack:
@@ -264,11 +306,15 @@ def local_settings(**overrides: Any) -> Settings:
 
 def measure_stack(
     seconds: float, workers: int, concurrencies: tuple[int, ...] = (1, 4, 8, 16)
-) -> tuple[list[dict[str, float]], dict[str, float]]:
+) -> tuple[list[dict[str, float]], dict[str, float], dict[str, Any]]:
+    """The stack at each concurrency, between two raw 600x400 baselines taken in this process
+    with the stack stopped (an idle stack still cost the raw lanes 1-3% here)."""
     settings = local_settings(workers=workers)
     port = settings.port
     photo = encode(dark_scene(400, 600, seed=1), "JPEG", quality=90)
     rows = []
+    small = {"600x400": SIZES["600x400"]}
+    before = measure_raw(seconds, small)["600x400"]
     with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs") as stack:
         for concurrency in concurrencies:
             # Untimed first: the pipeline fills, and ONNX Runtime's sessions that this load
@@ -285,7 +331,8 @@ def measure_stack(
                 flush=True,
             )
         memory = stack.peak_rss_mb()
-    return rows, memory
+    after = measure_raw(seconds, small)["600x400"]
+    return rows, memory, mean_raw(before, after)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,10 +348,19 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     print(f"raw graph: {MODEL.name} (what Triton runs for these requests: no mask)", flush=True)
-    raw = measure_raw(args.seconds)
+    raw = measure_raw(args.seconds, {"1920x1080": SIZES["1920x1080"]})
     concurrencies = tuple(int(c) for c in args.concurrency.split(","))
-    stack_rows, memory = measure_stack(args.seconds, args.workers, concurrencies)
-    raw_600 = raw["600x400"]
+    stack_rows, memory, raw_600 = measure_stack(args.seconds, args.workers, concurrencies)
+    raw["600x400"] = raw_600
+    b1 = raw_600["batch1"]
+    print(
+        f"raw ORT 600x400, mean of before and after: batch 1 {b1['images_per_s']:.2f}"
+        f" img/s ({b1['ms_per_batch']:.1f} ms; sleeping threads"
+        f" {raw_600['batch1_sleeping']['ms_per_batch']:.1f} ms); best batch"
+        f" {raw_600['best']['batch']}: {raw_600['best']['images_per_s']:.2f} img/s;"
+        f" lanes: {raw_600['lanes']['images_per_s']:.2f} img/s",
+        flush=True,
+    )
     best_stack = max(stack_rows, key=lambda r: r["images_per_s"])
     gflops_mp = machine.model_gflops_per_mp()
     report = {
