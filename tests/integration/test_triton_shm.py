@@ -86,6 +86,7 @@ async def test_shared_memory_gives_the_bytes_grpc_gives(triton_url: str) -> None
 
 async def test_regions_are_reused_and_the_pool_keeps_to_its_budget(triton_url: str) -> None:
     m = model(triton_url, triton_shared_memory_max_mb=8)
+    by_grpc = model(triton_url, triton_shared_memory="off")
     small = dark_scene(64, 64, seed=1)[None]
     big = np.stack([dark_scene(800, 1000, seed=s) for s in (1, 2)])  # 4.8 MB in: needs 10 MiB
     try:
@@ -96,11 +97,27 @@ async def test_regions_are_reused_and_the_pool_keeps_to_its_budget(triton_url: s
         before = calls("grpc")
         out = await m.infer(big, mask=False)
         assert calls("grpc") - before == 1 and out.enhanced.shape == big.shape
-        # Concurrent calls each get their own region.
-        await asyncio.gather(*(m.infer(small, mask=True) for _ in range(3)))
-        assert m._regions.held_bytes == 3 << 20
+        # Regions held at once are distinct; a released one is handed out again.
+        pool = m._regions
+        a, b = await pool.acquire(1000), await pool.acquire(1000)
+        assert a is not None and b is not None and a.name != b.name
+        pool.release(a)
+        pool.release(b)
+        again = await pool.acquire(1000)
+        assert again is a or again is b
+        pool.release(again)
+        # Concurrent calls of different images each get their own answer back.
+        images = [dark_scene(64, 64, seed=s)[None] for s in (5, 6, 7)]
+        outs = await asyncio.gather(*(m.infer(i, mask=True) for i in images))
+        refs = [await by_grpc.infer(i, mask=True) for i in images]
+        for out_, ref in zip(outs, refs, strict=True):
+            assert np.array_equal(out_.enhanced, ref.enhanced)
+            assert out_.mask is not None and ref.mask is not None
+            assert np.array_equal(out_.mask, ref.mask)
+        assert pool.held_bytes <= 8 << 20
     finally:
         await m.close()
+        await by_grpc.close()
 
 
 async def test_a_triton_that_cannot_map_our_regions_gets_the_pixels_by_grpc(
