@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # Photos are megabytes; gRPC's 4 MiB default would reject a batch of full-HD images.
 _CHANNEL_ARGS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+# What a failed call to Triton raises, short of a cancellation.
+_TRITON_FAILURES = (InferenceServerException, grpc.RpcError, OSError)
 # Statuses after which the same request may well succeed later (server restarting, overloaded).
 _TRANSIENT = {
     "UNAVAILABLE",
@@ -76,7 +78,7 @@ class TritonModel:
             return bool(
                 await self._client.is_model_ready(self.name, self.version, client_timeout=2.0)
             )
-        except (InferenceServerException, grpc.RpcError, OSError):
+        except _TRITON_FAILURES:
             return False
 
     async def infer(self, images: U8, mask: bool = True) -> Prediction:
@@ -84,18 +86,19 @@ class TritonModel:
         without the segmentation mask's upsampling and argmax (8% of its time)."""
         if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
             raise ValueError(f"expected uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
-        n = images.nbytes  # the enhanced output is as large; the mask a third of it
+        n = images.nbytes
         image_in = triton.InferInput("image", list(images.shape), "UINT8")
         names = ("enhanced", "mask") if mask else ("enhanced",)
         outputs = [triton.InferRequestedOutput(name) for name in names]
-        region = await self._region(n * 7 // 3 if mask else 2 * n)
+        slots = _output_slots(n, names)
+        region = await self._region(n + sum(size for _, _, size in slots))
         if region is None:
             image_in.set_data_from_numpy(images)
         else:
             np.frombuffer(region.buffer, np.uint8, n).reshape(images.shape)[:] = images
             image_in.set_shared_memory(region.name, n)
-            for i, output in enumerate(outputs):
-                output.set_shared_memory(region.name, n // 3 if i else n, offset=(i + 1) * n)
+            for output, (_, offset, size) in zip(outputs, slots, strict=True):
+                output.set_shared_memory(region.name, size, offset=offset)
         metrics.TRITON_CALLS.labels("grpc" if region is None else "shm").inc()
         started = time.perf_counter()
         try:
@@ -112,17 +115,16 @@ class TritonModel:
                     self._regions.forget_all()
                     raise ModelUnavailable("Triton lost its shared memory regions") from exc
                 self._regions.retire(region)  # Triton may still write into it
-            if isinstance(exc, InferenceServerException):
-                raise _translate(exc) from exc
-            if isinstance(exc, grpc.RpcError | OSError):
-                raise ModelUnavailable(f"Triton unreachable: {type(exc).__name__}") from exc
+            if isinstance(exc, _TRITON_FAILURES):
+                raise _service_error(exc) from exc
             raise
         elapsed_ms = (time.perf_counter() - started) * 1000
         if region is None:
             enhanced = response.as_numpy("enhanced")
             masks = response.as_numpy("mask") if mask else None
         else:
-            enhanced, masks = self._read_region(region, response, images.shape, mask)
+            read = self._read_region(region, response, slots, images.shape)
+            enhanced, masks = read["enhanced"], read.get("mask")
         _check(images, enhanced, masks, mask)
         version = response.get_response().model_version
         return Prediction(enhanced, masks, version, elapsed_ms)
@@ -144,33 +146,49 @@ class TritonModel:
             log.warning("Triton cannot map this host's shared memory (%s): pixels go by gRPC", exc)
             self._shm_wanted = False
             return None
-        except InferenceServerException as exc:
-            raise _translate(exc) from exc
-        except (grpc.RpcError, OSError) as exc:
-            raise ModelUnavailable(f"Triton unreachable: {type(exc).__name__}") from exc
+        except _TRITON_FAILURES as exc:
+            raise _service_error(exc) from exc
 
     def _read_region(
-        self, region: Region, response: triton.InferResult, shape: tuple[int, ...], mask: bool
-    ) -> tuple[U8 | None, U8 | None]:
+        self,
+        region: Region,
+        response: triton.InferResult,
+        slots: list[tuple[str, int, int]],
+        shape: tuple[int, ...],
+    ) -> dict[str, U8 | None]:
         """Copy the outputs out of the region, which then serves the next call."""
-        n = int(np.prod(shape))
+        want = {"enhanced": shape, "mask": shape[:3]}
         try:
-            out: list[U8 | None] = []
-            for i, (name, want) in enumerate((("enhanced", shape), ("mask", shape[:3]))):
-                if i and not mask:
-                    out.append(None)
-                    continue
+            out: dict[str, U8 | None] = {}
+            for name, offset, size in slots:
                 told = response.get_output(name)
-                if told is None or tuple(told.shape) != tuple(want):
-                    out.append(None)  # _check reports it
+                if told is None or tuple(told.shape) != want[name]:
+                    out[name] = None  # _check reports it
                     continue
-                view = np.frombuffer(region.buffer, np.uint8, n // 3 if i else n, (i + 1) * n)
-                out.append(view.reshape(want).copy())
+                view = np.frombuffer(region.buffer, np.uint8, size, offset)
+                out[name] = view.reshape(want[name]).copy()
                 del view  # the region's buffer must have no views left when it is closed
-            return out[0], out[1]
+            return out
         finally:
             assert self._regions is not None
             self._regions.release(region)
+
+
+def _output_slots(n: int, names: tuple[str, ...]) -> list[tuple[str, int, int]]:
+    """Where each output lies in a region after the ``n`` input bytes, as (name, offset, bytes):
+    the enhanced image is as large as the input, the mask a third of it."""
+    sizes = {"enhanced": n, "mask": n // 3}
+    slots, offset = [], n
+    for name in names:
+        slots.append((name, offset, sizes[name]))
+        offset += sizes[name]
+    return slots
+
+
+def _service_error(exc: InferenceServerException | grpc.RpcError | OSError) -> Exception:
+    if isinstance(exc, InferenceServerException):
+        return _translate(exc)
+    return ModelUnavailable(f"Triton unreachable: {type(exc).__name__}")
 
 
 def _lost_region(exc: BaseException) -> bool:

@@ -65,8 +65,8 @@ def on_loopback(grpc_url: str) -> bool:
         return False
 
 
-def region_prefix(host: str | None = None) -> str:
-    return f"sllen-{host or socket.gethostname()}-"
+def region_prefix() -> str:
+    return f"sllen-{socket.gethostname()}-"
 
 
 def _owner_pid(name: str, prefix: str) -> int | None:
