@@ -117,9 +117,6 @@ class JobQueue:
                 f"Redis failed creating the group: {type(exc).__name__}"
             ) from exc
 
-    async def depth(self) -> int:
-        return int(await _guard(self.redis.xlen(self.keys.stream), "XLEN"))
-
     async def enqueue(self, job: Job, upload: bytes, record: JobRecord | None = None) -> None:
         """Queue a job; with a ``record`` it is an async job that clients can look up."""
         ttl_s = self.settings.upload_ttl_s

@@ -50,7 +50,8 @@ async def test_enqueue_read_finish_removes_the_job(queue: JobQueue) -> None:
     [entry] = await queue.read("c1", 10, 100)
     assert entry.job == job and (await queue.begin_attempt(job.id)).upload == b"bytes"
     assert await queue.finish(entry.entry_id, job.id, None, JobResult(id=job.id, status="done"))
-    assert await queue.depth() == 0 and not await queue.redis.exists(queue.keys.upload(job.id))
+    assert (await queue.stats()).depth == 0
+    assert not await queue.redis.exists(queue.keys.upload(job.id))
     assert (await queue.get_result(job.id)).status == "done"  # type: ignore[union-attr]
 
 
@@ -90,7 +91,7 @@ async def test_malformed_entry_is_parsed_as_droppable(queue: JobQueue) -> None:
     [entry] = await queue.read("c1", 1, 100)
     assert entry.job is None
     await queue.drop(entry.entry_id)
-    assert await queue.depth() == 0
+    assert (await queue.stats()).depth == 0
 
 
 async def test_waiter_wakes_on_notification(queue: JobQueue) -> None:
