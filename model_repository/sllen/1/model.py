@@ -114,8 +114,8 @@ class TritonPythonModel:
         self.spin_max_pixels = int(params.get("spin_lone_max_pixels", "0"))
         self.spinning = (
             {g: open_session(f, threads, "1") for g, f in graphs.items()}
-            if self.spin_max_pixels
-            else {}
+            if self.spin_max_pixels and spin != "1"
+            else self.all_cores  # already spinning (or never asked to)
         )
         # One single-thread session per graph serves every lane: Run is thread-safe, and each
         # call computes on the thread that makes it.
