@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -41,25 +40,8 @@ import onnxruntime as ort
 from benchmarks import machine
 from service.config import PROJECT_ROOT, Settings
 from service.local.supervisor import plan
+from sllen.serving import open_session, served_onnx
 from tests.images import dark_scene, encode
-
-MODEL_DIR = PROJECT_ROOT / "model_repository" / "sllen"
-
-
-def served_onnx(model_dir: Path = MODEL_DIR, mask: bool = False) -> Path:
-    """The ONNX file Triton's config.pbtxt runs for a request with or without a mask: the raw
-    baseline must be the graph the stack runs (the stack's requests here ask for no mask)."""
-    config = (model_dir / "config.pbtxt").read_text()
-
-    def param(key: str) -> str | None:
-        match = re.search(rf'key: "{key}", value: \{{ string_value: "([^"]+)" \}}', config)
-        return match.group(1) if match else None
-
-    name = (None if mask else param("onnx_file_enhanced_only")) or param("onnx_file")
-    if name is None:
-        raise ValueError(f"no onnx_file parameter in {model_dir / 'config.pbtxt'}")
-    return model_dir / "1" / name
-
 
 MODEL = served_onnx()
 REPORT = PROJECT_ROOT / ".run" / "reports" / "bench.json"
@@ -68,14 +50,8 @@ SIZES = {"600x400": (400, 600), "1920x1080": (1080, 1920)}
 
 
 def ort_session(threads: int = 0, spinning: bool = True) -> ort.InferenceSession:
-    """The options of model_repository/sllen/1/model.py (spinning is measured both ways)."""
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.set_denormal_as_zero", "1")
-    return ort.InferenceSession(str(MODEL), options, providers=["CPUExecutionProvider"])
+    """A session with the options Triton's model.py uses (spinning is measured both ways)."""
+    return open_session(MODEL, threads, spinning=spinning)
 
 
 def raw_throughput(
@@ -230,7 +206,7 @@ async def closed_loop(
     """``concurrency`` clients, each posting the next of ``photos`` as soon as it has an answer.
 
     aiohttp rather than httpx: the load generator shares the cores with the stack it measures,
-    and httpx spent 1.7-2.0 ms of CPU per request here (aiohttp: see the README)."""
+    and aiohttp costs a fifth of httpx's CPU per request (docs/decisions.md)."""
     latencies: list[float] = []
     sent = 0
     errors = 0

@@ -14,8 +14,9 @@ RUN pip install --no-cache-dir onnxruntime==1.19.2 numpy==1.26.4 \
 
 COPY --chmod=0755 docker/triton-entrypoint.sh /usr/local/bin/sllen-triton
 COPY model_repository/sllen/config.pbtxt /opt/sllen/model_repository/sllen/config.pbtxt
-COPY model_repository/sllen/1/model.py model_repository/sllen/1/model.onnx \
-     model_repository/sllen/1/model_enhanced.onnx /opt/sllen/model_repository/sllen/1/
+COPY model_repository/sllen/1/model.py model_repository/sllen/1/ort_options.py \
+     model_repository/sllen/1/model.onnx model_repository/sllen/1/model_enhanced.onnx \
+     /opt/sllen/model_repository/sllen/1/
 COPY model_repository/sllen_trt/config.pbtxt /opt/sllen/model_repository/sllen_trt/config.pbtxt
 COPY --chmod=0755 model_repository/sllen_trt/build_engine.sh \
      /opt/sllen/model_repository/sllen_trt/build_engine.sh

@@ -1,8 +1,7 @@
 """System shared memory regions for Triton's inputs and outputs, when the worker shares its host.
 
 Pixels then cross by memcpy instead of inside gRPC messages: no protobuf (de)serialising of
-~720 KB each way per 600x400 photo, in the worker or in Triton (measured on the 2-core Xeon: CPU
-per image under load, worker 5.8 -> 4.7 ms and Triton 1.6 -> 0.5 ms; README, Performance).
+~720 KB each way per 600x400 photo, in the worker or in Triton (figures: docs/decisions.md).
 
 Each region is a POSIX shared-memory object made here with its pages reserved up front (a full
 /dev/shm then fails the creation, instead of killing the process with SIGBUS at the first write),

@@ -15,12 +15,13 @@ import warnings
 import numpy as np
 import torch
 
-from sllen.export import export_bytes, gflops_per_mp, make_session, median_run_ms
+from sllen.export import export_bytes, gflops_per_mp, median_run_ms
 from sllen.model import SLLEN, VARIANTS, build
+from sllen.serving import open_session
 
 
 def ort_ms(net: SLLEN, h: int, w: int, threads: int, runs: int = 15) -> float:
-    session = make_session(export_bytes(net), threads)
+    session = open_session(export_bytes(net), threads, spinning=True)
     image = np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
     return median_run_ms(session, image, warmup=3, runs=runs)
 

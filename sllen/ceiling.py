@@ -23,7 +23,7 @@ import numpy as np
 from sllen import data as D
 from sllen.deploy import INPUT_NAME, OUTPUT_NAMES
 from sllen.evaluate import mean_matched, psnr_u8, ssim_u8
-from sllen.export import make_session
+from sllen.serving import open_session
 
 NEIGHBOUR_MIN_LUMA = 60.0
 LUMA_BINS = ((0, 20), (20, 30), (30, 46))
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     luma = dict(zip(index.ids, index.lumas, strict=True))
     train_targets = {high for _, high in D.split_pairs(index, args.val_fraction, val=False)}
     fixed_luma = float(np.mean([luma[i] for i in train_targets]))
-    session = make_session(args.model.read_bytes(), threads=2)
+    session = open_session(args.model.read_bytes(), 2)
 
     def metrics(image: np.ndarray, target: np.ndarray) -> tuple[float, float]:
         return psnr_u8(image, target), ssim_u8(image, target)

@@ -37,8 +37,9 @@ from PIL import Image
 from sllen import data as D
 from sllen.baselines import BASELINES
 from sllen.deploy import INPUT_NAME, OUTPUT_NAMES
-from sllen.export import make_session, median_run_ms
+from sllen.export import median_run_ms
 from sllen.model import IGNORE_INDEX, NUM_CLASSES
+from sllen.serving import open_session
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,7 @@ def latency_ms(session: ort.InferenceSession, runs: int = 10) -> float:
 
 
 def eval_model(path: Path, data: EvalData, threads: int, save_dir: Path | None) -> dict[str, float]:
-    session = make_session(path.read_bytes(), threads)
+    session = open_session(path.read_bytes(), threads, spinning=True)
     run = onnx_runner(session)
     row = sice_metrics(lambda im: run(im)[0], data.sice, save_dir)
     row["miou_camvid_dark"] = seg_miou(lambda im: run(im)[1], data.camvid_dark)

@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from sllen.deploy import INPUT_NAME, OUTPUT_NAMES, DeployWrapper
 from sllen.files import write_atomic
 from sllen.model import SLLEN, VARIANTS, NetConfig, build
+from sllen.serving import open_session
 
 log = logging.getLogger(__name__)
 
@@ -115,19 +116,12 @@ def enhanced_only_path(path: Path) -> Path:
 
 def check_enhanced_only(full: bytes, pruned: bytes) -> None:
     """The pruned graph must give the very same ``enhanced`` bytes as the full one."""
-    a, b = make_session(full), make_session(pruned)
+    a, b = open_session(full, 2), open_session(pruned, 2)
     for image in test_images():
         expected = a.run([OUTPUT_NAMES[0]], {INPUT_NAME: image})[0]
         got = b.run(None, {INPUT_NAME: image})
         if len(got) != 1 or not np.array_equal(expected, got[0]):
             raise ExportCheckError(f"{image.shape}: the enhanced-only graph disagrees")
-
-
-def make_session(data: bytes, threads: int = 2) -> ort.InferenceSession:
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
 
 
 def median_run_ms(
@@ -175,7 +169,7 @@ def test_images(seed: int = 0) -> list[np.ndarray]:
 
 
 def check(net: SLLEN, data: bytes) -> list[Agreement]:
-    session = make_session(data)
+    session = open_session(data, 2)
     results = []
     for image in test_images():
         agreement = compare(net, session, image)

@@ -28,7 +28,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 from sllen import data as D
 from sllen.deploy import INPUT_NAME
 from sllen.evaluate import latency_ms, onnx_runner, sice_metrics
-from sllen.export import make_session
+from sllen.serving import open_session
 from sllen.train import TrainConfig
 
 MODEL = Path("model_repository/sllen/1/model.onnx")
@@ -71,7 +71,7 @@ def quantize(model: Path, out: Path, images: list[np.ndarray]) -> None:
 
 
 def measure(path: Path, pairs: D.SicePairs) -> dict[str, float]:
-    session = make_session(path.read_bytes(), threads=2)
+    session = open_session(path.read_bytes(), 2, spinning=True)
     run = onnx_runner(session)
     row = sice_metrics(lambda image: run(image)[0], pairs)
     row["ms_600x400"] = latency_ms(session, runs=20)

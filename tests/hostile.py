@@ -1,7 +1,7 @@
 """The table of odd and hostile uploads: each case builds its bytes in code and names its outcome.
 
-Shared by the integration test that sends every case through the real stack and by the README
-check that the documented table lists every case.
+Shared by the integration test that sends every case through the real stack and by the check
+that the table in docs/robustness.md lists every case.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sllen.serving import read_model_config
 from tests.deploy.manifests import K8S, ROOT, VARIANTS, find_kubectl, render
 
 MODEL_REPO = ROOT / "model_repository"
@@ -19,21 +20,14 @@ def load_yaml_docs(path: Path) -> list[dict[str, Any]]:
         return [d for d in yaml.safe_load_all(f) if d]
 
 
-def parse_model_config(path: Path) -> Any:
-    model_config_pb2 = pytest.importorskip("tritonclient.grpc.model_config_pb2")
-    from google.protobuf import text_format
-
-    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-
-
 @pytest.fixture(scope="session")
 def sllen_config() -> Any:
-    return parse_model_config(MODEL_REPO / "sllen" / "config.pbtxt")
+    return read_model_config(MODEL_REPO / "sllen" / "config.pbtxt")
 
 
 @pytest.fixture(scope="session")
 def trt_config() -> Any:
-    return parse_model_config(MODEL_REPO / "sllen_trt" / "config.pbtxt")
+    return read_model_config(MODEL_REPO / "sllen_trt" / "config.pbtxt")
 
 
 @pytest.fixture(scope="session")

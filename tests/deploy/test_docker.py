@@ -10,6 +10,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from sllen.serving import read_model_config
 from tests.deploy.manifests import ROOT
 
 DOCKER = ROOT / "docker"
@@ -63,6 +64,18 @@ def test_triton_image_from_ngc_with_trtexec_and_nonroot() -> None:
     assert "trtexec" in text and "build_engine.sh" in text and "onnxruntime==" in text
     ignore = (DOCKER / "triton.Dockerfile.dockerignore").read_text()
     assert "model.plan" not in ignore.replace("#", "")  # engines never enter the image
+
+
+def test_triton_image_carries_every_file_the_cpu_model_loads() -> None:
+    served = ROOT / "model_repository" / "sllen"
+    params = read_model_config(served / "config.pbtxt").parameters
+    onnx = {params[k].string_value for k in ("onnx_file", "onnx_file_enhanced_only")}
+    needed = {f"1/{p.name}" for p in (served / "1").glob("*.py")} | {f"1/{f}" for f in onnx}
+    text = (DOCKER / "triton.Dockerfile").read_text()
+    ignore = (DOCKER / "triton.Dockerfile.dockerignore").read_text().splitlines()
+    for name in sorted(needed):
+        assert f"model_repository/sllen/{name}" in text, name
+        assert f"!model_repository/sllen/{name}" in ignore, name
 
 
 def test_compose_stack() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from sllen.serving import open_session
 from tests.deploy.conftest import MODEL_REPO, ONNX_PATH
 
 onnx = pytest.importorskip("onnx")
@@ -321,13 +322,7 @@ def test_onnx_uint8_only_at_the_boundary(model: Any) -> None:
 
 @pytest.mark.parametrize(("n", "h", "w"), [(1, 32, 32), (2, 37, 45)])
 def test_onnx_runs_at_dynamic_shapes(model: Any, n: int, h: int, w: int) -> None:
-    ort = pytest.importorskip("onnxruntime")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    session = open_session(model.SerializeToString(), 1)
     image = np.random.default_rng(0).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
     enhanced, mask = session.run(["enhanced", "mask"], {"image": image})
     assert enhanced.shape == (n, h, w, 3) and enhanced.dtype == np.uint8

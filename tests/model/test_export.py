@@ -12,6 +12,7 @@ import torch
 from sllen import export as E
 from sllen.deploy import INPUT_NAME, OUTPUT_NAMES
 from sllen.model import build
+from sllen.serving import open_session
 
 from .conftest import TINY_CONFIGS
 
@@ -41,7 +42,7 @@ def test_onnx_graph_contract() -> None:
 
 
 def test_session_accepts_extreme_sizes() -> None:
-    session = E.make_session(E.export_bytes(build(TINY_CONFIGS["tiny"]).eval()))
+    session = open_session(E.export_bytes(build(TINY_CONFIGS["tiny"]).eval()), 2)
     for h, w in [(32, 32), (32, 1001), (129, 35)]:
         image = np.zeros((1, h, w, 3), np.uint8)
         enhanced, mask = session.run(list(OUTPUT_NAMES), {INPUT_NAME: image})
@@ -55,7 +56,7 @@ def test_export_writes_only_after_check(tmp_path: Path, monkeypatch: pytest.Monk
     assert out.exists() and not list(out.parent.glob("*.tmp"))
     pruned = E.enhanced_only_path(out)
     assert pruned.name == "model_enhanced.onnx"
-    session = E.make_session(pruned.read_bytes())
+    session = open_session(pruned.read_bytes(), 2)
     assert [o.name for o in session.get_outputs()] == [OUTPUT_NAMES[0]]
 
     def fail(*_: object) -> list[E.Agreement]:

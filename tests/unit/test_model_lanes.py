@@ -1,7 +1,8 @@
 """model.py's choice between one image per core (lanes) and every core on one image.
 
 model.py runs inside Triton's python backend; its scheduling arithmetic is plain Python, so it
-is loaded here with an empty stand-in for the backend's utility module (never called).
+is loaded here with an empty stand-in for the backend's utility module (never called) and, as the
+backend does, its own folder on sys.path.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ VGA, MID, FULL_HD = 600 * 400, 1024 * 768, 1920 * 1080
 def lane_split() -> Callable[..., int]:
     saved = sys.modules.get("triton_python_backend_utils")
     sys.modules["triton_python_backend_utils"] = types.ModuleType("triton_python_backend_utils")
+    sys.path.insert(0, str(MODEL_PY.parent))
     try:
         spec = importlib.util.spec_from_file_location("sllen_model_py", MODEL_PY)
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
+        sys.path.remove(str(MODEL_PY.parent))
+        sys.modules.pop("ort_options", None)
         if saved is None:
             del sys.modules["triton_python_backend_utils"]
         else:

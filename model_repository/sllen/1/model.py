@@ -1,27 +1,9 @@
 """Triton python-backend model: ONNX Runtime on model.onnx. Thin on purpose.
 
-Triton's dynamic batcher hands us several requests at once, of any sizes (the input allows
-ragged batches); a request may itself hold several images of one size. Each image runs either
-
-- on its own core ("lanes": one single-thread session called from one Python thread per core,
-  biggest image first), or
-- on every core (a session whose intra-op threads span them), one image after another.
-
-Lanes waste nothing on synchronisation: measured on a 2-core Xeon, two single-thread runs side by
-side give 1.2x the images/s of one two-thread run at 600x400 (1.0x at 1920x1080, whose activations
-outgrow the caches the lanes share), and they do not stall at every operator's barrier when a
-gateway or codec thread takes one of the cores. But one image alone waits 1.6x (600x400) to 2x
-(1920x1080) longer on one core than on every core, so ``lane_split`` chooses, per execute(), the
-split that should finish first: a lone image (the latency case) or a big photo beside small ones
-runs on every core; images of similar sizes share the lanes.
-
-A small image alone (``spin_lone_max_pixels``) runs on threads that spin between operators instead
-of sleeping: at concurrency 1 that is ~5 ms of a 600x400 image's ~50, and the run is too short to
-starve the gateway and codecs the way spinning through a big photo did.
-
-A request where nobody asks for the mask runs the enhanced-only graph (``onnx_file_enhanced_only``):
-ONNX Runtime runs every node whatever outputs are asked for, and the mask's upsampling and argmax
-are 8% of the model's time.
+Triton hands over several requests at once, of any sizes. Several images run one per core
+("lanes": single-thread sessions, no barrier at every operator); a lone image, or a big photo
+beside small ones, runs on every core, whichever ``lane_split`` predicts finishes first. A request
+that does not ask for the mask runs the enhanced-only graph. Figures: docs/decisions.md.
 """
 
 import json
@@ -31,15 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
-
-
-def share_arena():
-    """Register one CPU arena allocator with ONNX Runtime's environment, which sessions opened
-    with ``session.use_env_allocators`` use instead of their own (registering again is harmless)."""
-    info = ort.OrtMemoryInfo(
-        "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
-    )
-    ort.create_and_register_allocator(info, ort.OrtArenaCfg({}))
+from ort_options import session_options  # beside this file: the stub puts its folder on sys.path
 
 
 def lpt_makespan(costs, lanes):
@@ -82,26 +56,12 @@ class TritonPythonModel:
         self.speedup_base = float(params.get("all_cores_speedup", "1.6"))
         self.speedup_per_mp = float(params.get("all_cores_speedup_per_mp", "0.18"))
         folder = os.path.join(args["model_repository"], args["model_version"])
-        spin = params.get("allow_spinning", "1")
-        # One memory arena for every session of this process: each session's own arena grows to
-        # its largest photo and keeps it, so four sessions held four peaks (the stub's peak RSS
-        # after the locust mix: 2.5 GB; one arena, same speed: 1.1 GB).
-        share_arena()
+        spin = params.get("allow_spinning", "1") == "1"
 
         def open_session(name, intra_threads, spinning=spin):
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = intra_threads
-            options.inter_op_num_threads = inter_threads
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            # Tiny weights produce denormals that make x86 convolutions many times slower.
-            options.add_session_config_entry("session.set_denormal_as_zero", "1")
-            # Idle ORT threads spin by default; on a small host that steals the cores the
-            # gateway, workers and codecs need between batches.
-            options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
-            options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
-            if spinning == "1":
-                options.add_session_config_entry("session.force_spinning_stop", "1")
-            options.add_session_config_entry("session.use_env_allocators", "1")
+            # One memory arena for every session of this process: each session's own arena
+            # grows to its largest photo and keeps it.
+            options = session_options(intra_threads, inter_threads, spinning, shared_arena=True)
             path = os.path.join(folder, name)
             return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
@@ -113,8 +73,8 @@ class TritonPythonModel:
         # why only then); they stop spinning when the run returns.
         self.spin_max_pixels = int(params.get("spin_lone_max_pixels", "0"))
         self.spinning = (
-            {g: open_session(f, threads, "1") for g, f in graphs.items()}
-            if self.spin_max_pixels and spin != "1"
+            {g: open_session(f, threads, True) for g, f in graphs.items()}
+            if self.spin_max_pixels and not spin
             else self.all_cores  # already spinning (or never asked to)
         )
         # One single-thread session per graph serves every lane: Run is thread-safe, and each
