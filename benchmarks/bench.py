@@ -259,6 +259,7 @@ def local_settings(**overrides: Any) -> Settings:
         "triton_grpc_port": machine.free_port(),
         "triton_http_port": machine.free_port(),
         "triton_metrics_port": machine.free_port(),
+        "worker_metrics_port": machine.free_port(),
         "state_dir": PROJECT_ROOT / ".run" / "bench",
         "log_level": "WARNING",
         **overrides,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -89,6 +90,18 @@ def cmd_triton(settings: Settings, _: argparse.Namespace) -> int:
     os.execve(launch.argv[0], launch.argv, launch.env)
 
 
+def cmd_targets(settings: Settings, args: argparse.Namespace) -> int:
+    from service.local import targets
+
+    found = targets.scrape_targets(settings)
+    if args.file_sd:
+        print(json.dumps(targets.file_sd(found), indent=2))
+    else:
+        print("\n".join(targets.describe(found)))
+        print(f"file_sd, written by `sllen run`: {targets.file_sd_path(settings)}")
+    return 0
+
+
 def cmd_enhance(settings: Settings, args: argparse.Namespace) -> int:
     from service import cli_enhance
 
@@ -102,6 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("gateway", help="the HTTP gateway (uvicorn)")
     sub.add_parser("worker", help="a batching worker")
     sub.add_parser("triton", help="a local tritonserver on model_repository/")
+    targets = sub.add_parser(
+        "targets", help="where `run` serves /metrics: the scrape targets for Prometheus"
+    )
+    targets.add_argument(
+        "--file-sd", action="store_true", help="print them as Prometheus file_sd JSON"
+    )
     from service import cli_enhance
 
     cli_enhance.add_arguments(
@@ -116,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker": cmd_worker,
         "triton": cmd_triton,
         "enhance": cmd_enhance,
+        "targets": cmd_targets,
     }
     return commands[args.command](settings, args)
 

@@ -79,7 +79,8 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(0.5, gt=0)
     retry_backoff_max_s: float = Field(8.0, gt=0)
     worker_heartbeat_ttl_s: int = Field(15, ge=1)
-    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    # Each worker serves /metrics here (0: not at all); under `sllen run` worker i uses this + i.
+    worker_metrics_port: int = Field(8100, ge=0, le=65535)
     model_min_side_px: int = Field(32, ge=1)
     tile_above_pixels: int = Field(2048 * 2048, ge=1)
     tile_size_px: int = Field(1024, ge=64, le=4096)

@@ -115,11 +115,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def triton_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def triton_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonPorts]:
+    """The session's Triton, by its ports (gRPC for the workers, metrics for Prometheus)."""
     ports = TritonPorts()
     proc = start_triton(tmp_path_factory.mktemp("triton"), ports)
-    yield ports.grpc_url
+    yield ports
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def triton_url(triton_ports: TritonPorts) -> str:
+    return triton_ports.grpc_url
 
 
 def start_component(name: str, command: str, settings: Settings) -> Proc:

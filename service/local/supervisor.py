@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from service.config import Settings, settings_env
-from service.local import redis_server, triton_server
+from service.local import redis_server, targets, triton_server
 
 log = logging.getLogger("sllen.run")
 STOP_GRACE_S = 20.0
@@ -92,6 +92,7 @@ class Supervisor:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stopping.set)
         started = time.perf_counter()
+        self._publish_targets()
         keepers = [asyncio.create_task(self._keep(child)) for child in self.children]
         ready = asyncio.create_task(self._announce_ready(started))
         await self._stopping.wait()
@@ -100,6 +101,14 @@ class Supervisor:
         await self._stop_all()
         await asyncio.gather(*keepers, return_exceptions=True)
         return 0
+
+    def _publish_targets(self) -> None:
+        """Where each process serves /metrics, as a file a Prometheus can watch (file_sd)."""
+        found = targets.scrape_targets(self.settings)
+        path = targets.file_sd_path(self.settings)
+        targets.write_file_sd(path, found)
+        listed = ", ".join(f"{job} {','.join(hosts)}" for job, hosts in found.items())
+        log.info("metrics: %s (Prometheus file_sd: %s)", listed, path)
 
     async def _keep(self, child: Child) -> None:
         """Run the child; restart it when it dies, with backoff, until we are stopping."""

@@ -31,11 +31,14 @@ class Stack:
     client: httpx.Client
     procs: list[Proc] = field(default_factory=list)
 
-    def add_worker(self, name: str = "") -> Proc:
+    def add_worker(self, name: str = "", metrics_port: int | None = None) -> Proc:
+        """A worker process; it serves /metrics on metrics_port if given, else on the stack's
+        worker_metrics_port (off unless the test asked: a fixed port would collide)."""
         name = name or f"w{len(self.workers)}"
-        proc = start_component(
-            name, "worker", self.settings.model_copy(update={"worker_name": name})
-        )
+        update: dict[str, object] = {"worker_name": name}
+        if metrics_port is not None:
+            update["worker_metrics_port"] = metrics_port
+        proc = start_component(name, "worker", self.settings.model_copy(update=update))
         self.workers.append(proc)
         self.procs.append(proc)
         return proc
@@ -52,6 +55,7 @@ def start_stack(redis_url: str, triton_url: str, workers: int = 1, **overrides: 
         "triton_grpc_url": triton_url,
         "port": free_port(),
         "key_prefix": f"it{next(_prefixes)}-{free_port()}",
+        "worker_metrics_port": 0,
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ def _env(port: int, state: Path) -> dict[str, str]:
         "SLLEN_TRITON_GRPC_PORT": str(free_port()),
         "SLLEN_TRITON_HTTP_PORT": str(free_port()),
         "SLLEN_TRITON_METRICS_PORT": str(free_port()),
+        "SLLEN_WORKER_METRICS_PORT": str(free_port()),
         "SLLEN_STATE_DIR": str(state),
     }
 
