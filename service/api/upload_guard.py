@@ -1,8 +1,8 @@
 """What an upload route checks before and while its body arrives, in one ASGI wrapper.
 
-Before the body: the declared length (413) and the in-flight bound (503), each answered from
-the headers alone, so a refused client's body is never read (a client that sent
-``Expect: 100-continue`` never sends it).
+Before the body: the declared length (413), the API key and its rate limit (401/429), and the
+in-flight bound (503), each answered from the headers alone, so a refused client's body is never
+read (a client that sent ``Expect: 100-continue`` never sends it).
 While the body arrives: its size, the one place the byte limit is enforced (413); its pace, at
 least ``body_min_rate_bytes_per_s`` after ``body_timeout_s`` (408); and how many bodies are slow
 (still arriving after ``slow_body_after_s``: at most ``max_slow_bodies``, else 503). A request
@@ -24,6 +24,8 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.access import PRINCIPAL_STATE, check_access
+from service.api.deps import Services
 from service.api.middleware import ROUTE_TEMPLATE
 from service.api.problems import error_response
 from service.config import Settings
@@ -71,11 +73,13 @@ class UploadGuard:
             return
         scope[ROUTE_TEMPLATE] = scope["path"]  # these paths are their routes' templates
         headers = Headers(scope=scope)
+        services: Services = scope["app"].state.services
         limit = body_limit(self.settings, headers)
         try:
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise PayloadTooLarge(f"the request body exceeds {limit} bytes")
+            scope.setdefault("state", {})[PRINCIPAL_STATE] = await check_access(headers, services)
             if self.occupancy.inflight >= self.settings.max_inflight_requests:
                 raise Overloaded("too many requests in flight; retry later")
         except ServiceError as exc:
