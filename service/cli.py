@@ -44,6 +44,8 @@ def cmd_run(settings: Settings, _: argparse.Namespace) -> int:
 def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
     import uvicorn
 
+    from service.api.connection import GuardedHttpToolsProtocol
+
     uvicorn.run(
         "service.api.app:create_app",
         factory=True,
@@ -52,6 +54,7 @@ def cmd_gateway(settings: Settings, _: argparse.Namespace) -> int:
         workers=settings.gateway_processes,
         log_level=settings.log_level.lower(),
         proxy_headers=True,
+        http=GuardedHttpToolsProtocol,  # head deadline and size bound (connection.py)
         timeout_graceful_shutdown=int(settings.request_deadline_s),
     )
     return 0

@@ -31,6 +31,23 @@ class Settings(BaseSettings):
     max_inflight_requests: int = Field(64, ge=1)
     retry_after_s: int = Field(2, ge=1, le=3600)
     cors_origins: list[str] = Field(default_factory=list)
+    # Slow clients (enforced per connection, before and while an upload is read). The request
+    # line and headers must arrive within header_timeout_s of their first byte (else 408, closed)
+    # and total at most max_header_bytes (else 431, closed). An upload body gets
+    # body_timeout_s, plus one second per body_min_rate_bytes_per_s bytes received (Apache
+    # mod_reqtimeout's "body=10,MinRate=8192"); slower, it is answered 408 and closed.
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    body_timeout_s: float = Field(10.0, gt=0, le=600)
+    body_min_rate_bytes_per_s: int = Field(8192, ge=1)
+    # An upload still receiving its body after slow_body_after_s is a slow body: at most
+    # max_slow_bodies of them per gateway process (more: 503 overloaded, closed). Bodies being
+    # received never count against max_inflight_requests, which bounds uploads being served.
+    slow_body_after_s: float = Field(2.0, gt=0, le=600)
+    max_slow_bodies: int = Field(16, ge=1)
+    # After an early answer (the body was refused unread) the connection is closed gracefully:
+    # the answer, then FIN, then the rest of the body is read and dropped for this long at most.
+    linger_s: float = Field(2.0, ge=0, le=60)
 
     # --- access: API keys are optional; only their SHA-256 hex digests are configured
     api_key_hashes: list[str] = Field(default_factory=list)

@@ -7,6 +7,7 @@
     |   +-- PayloadTooLarge         over the byte, pixel or side limit             (413)
     |   +-- InvalidOptions          bad option values                              (422)
     |   +-- MissingImage            no image field and no raw image body           (422)
+    |   +-- BodyTooSlow             the body arrived slower than the minimum rate  (408)
     +-- Unauthorized                missing or unknown API key                     (401)
     +-- RateLimited                 the key's request rate is over its limit       (429)
     +-- NotFound                    unknown or expired job (or another key's)      (404)
@@ -17,6 +18,7 @@
     |   +-- Overloaded              queue or in-flight bound reached               (503)
     +-- DeadlineExceeded            no result before the request deadline          (504)
     +-- Cancelled                   the client disconnected before the job ran     (499)
+    |   +-- ClientDisconnected      ... or while its body was being read
     +-- JobFailed                   the job ran and failed for a reason not the client's (500)
 
 Each carries a stable ``code`` that also travels in failed job results, so a worker's error
@@ -52,6 +54,10 @@ class PayloadTooLarge(InputError):
 
 class InvalidOptions(InputError):
     code = "invalid_options"
+
+
+class BodyTooSlow(InputError):
+    code = "body_too_slow"
 
 
 class Unauthorized(ServiceError):
@@ -106,6 +112,10 @@ class Cancelled(ServiceError):
     code = "cancelled"
 
 
+class ClientDisconnected(Cancelled):
+    code = "client_disconnected"
+
+
 class JobFailed(ServiceError):
     code = "job_failed"
 
@@ -120,6 +130,7 @@ _BY_CODE: dict[str, type[ServiceError]] = {
         PayloadTooLarge,
         InvalidOptions,
         MissingImage,
+        BodyTooSlow,
         Unauthorized,
         NotFound,
         JobNotDone,
@@ -129,6 +140,7 @@ _BY_CODE: dict[str, type[ServiceError]] = {
         Overloaded,
         DeadlineExceeded,
         Cancelled,
+        ClientDisconnected,
         JobFailed,
     )
 }

@@ -23,6 +23,11 @@ HTTP_LATENCY = Histogram(
 INFLIGHT = Gauge(
     "sllen_http_inflight_requests", "Requests being served", multiprocess_mode="livesum"
 )
+CONNECTIONS_REFUSED = Counter(
+    "sllen_http_connections_refused_total",
+    "Connections closed before their request reached the app (slow or oversized head)",
+    ["reason"],
+)
 ERRORS = Counter("sllen_errors_total", "Errors answered to clients, by kind", ["code"])
 QUEUE_WAIT = Histogram(
     "sllen_queue_wait_seconds",

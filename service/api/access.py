@@ -13,29 +13,34 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.datastructures import Headers
 
-from service.api.deps import ServicesDep
+from service.api.deps import Services, ServicesDep
 from service.errors import RateLimited, Unauthorized
+
+# Upload routes check access from the headers before their body is read (upload_guard.py) and
+# leave the principal here, so the route's dependency does not count the request twice.
+PRINCIPAL_STATE = "principal"
 
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _presented_key(request: Request) -> str | None:
-    auth = request.headers.get("authorization", "")
+def _presented_key(headers: Headers) -> str | None:
+    auth = headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
-    return request.headers.get("x-api-key") or None
+    return headers.get("x-api-key") or None
 
 
-async def authenticate(request: Request, services: ServicesDep) -> str | None:
-    """The caller's principal id, or None when API keys are off."""
+async def check_access(headers: Headers, services: Services) -> str | None:
+    """The caller's principal id (None when API keys are off), counted in its rate limit."""
     settings = services.settings
     if not settings.api_key_hashes:
         return None
-    key = _presented_key(request)
+    key = _presented_key(headers)
     if key is None:
         raise Unauthorized("an API key is required (Authorization: Bearer or X-API-Key)")
     digest = hash_key(key)
@@ -49,6 +54,15 @@ async def authenticate(request: Request, services: ServicesDep) -> str | None:
                 f"over {settings.rate_limit_per_minute} requests per minute", retry_after_s=wait_s
             )
     return principal
+
+
+async def authenticate(request: Request, services: ServicesDep) -> str | None:
+    """The caller's principal id, or None when API keys are off."""
+    state = request.scope.get("state", {})
+    if PRINCIPAL_STATE in state:
+        principal: str | None = state[PRINCIPAL_STATE]
+        return principal
+    return await check_access(request.headers, services)
 
 
 PrincipalDep = Annotated[str | None, Depends(authenticate)]

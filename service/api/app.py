@@ -12,13 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from service import __version__
 from service.api import problems
 from service.api.deps import Services
-from service.api.middleware import (
-    BodySizeLimitMiddleware,
-    InflightLimitMiddleware,
-    MetricsMiddleware,
-    RequestIdMiddleware,
-)
+from service.api.middleware import MetricsMiddleware, RequestIdMiddleware
 from service.api.routes import enhance, health, jobs, web
+from service.api.upload_guard import UploadGuard
 from service.config import Settings, get_settings
 from service.errors import UnavailableError
 from service.inference import TritonModel
@@ -27,8 +23,6 @@ from service.queue.waiter import ResultWaiter
 
 log = logging.getLogger(__name__)
 
-# Room for the multipart envelope and the option fields around the image itself.
-MULTIPART_OVERHEAD_BYTES = 64 * 1024
 UPLOAD_PATHS = frozenset({"/enhance", "/v1/enhance", "/v1/jobs"})
 
 
@@ -70,16 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     # Outermost last: request ids wrap everything, so even a refused body gets one.
-    app.add_middleware(
-        InflightLimitMiddleware,
-        max_inflight=settings.max_inflight_requests,
-        retry_after_s=settings.retry_after_s,
-        paths=UPLOAD_PATHS,
-    )
+    app.add_middleware(UploadGuard, settings=settings, paths=UPLOAD_PATHS)
     app.add_middleware(MetricsMiddleware)
-    app.add_middleware(
-        BodySizeLimitMiddleware, max_body_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
-    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import metrics
 from service.errors import (
+    BodyTooSlow,
     Cancelled,
     DeadlineExceeded,
     InvalidOptions,
@@ -35,6 +36,7 @@ _STATUS: list[tuple[type[ServiceError], int, str]] = [
     (UnsupportedMediaType, 415, "Unsupported media type"),
     (UndecodableImage, 400, "Image does not decode"),
     (PayloadTooLarge, 413, "Payload too large"),
+    (BodyTooSlow, 408, "Request timeout"),
     (InvalidOptions, 422, "Invalid options"),
     (Unauthorized, 401, "Unauthorized"),
     (RateLimited, 429, "Too many requests"),
@@ -79,10 +81,11 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
-async def _service_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
+def error_response(
+    exc: ServiceError, request: Request, headers: dict[str, str] | None = None
+) -> JSONResponse:
     status, title = status_for(exc)
-    headers = {}
+    headers = dict(headers or {})
     if isinstance(exc, UnavailableError | RateLimited):
         headers["Retry-After"] = str(exc.retry_after_s or request.app.state.settings.retry_after_s)
     if isinstance(exc, Unauthorized):
@@ -92,6 +95,11 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
             "%s %s -> %d %s: %s", request.method, request.url.path, status, exc.code, exc.detail
         )
     return problem_response(status, title, exc.detail, exc.code, request, headers)
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc, request)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
