@@ -8,6 +8,7 @@ and the benchmarks load that very file from here, so every ORT session in the pr
 from __future__ import annotations
 
 import importlib.util
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -48,7 +49,13 @@ def open_session(
     """A CPU session on an ONNX file or its bytes, with the served options."""
     source = str(model) if isinstance(model, Path) else model
     options = session_options(intra_threads, spinning=spinning)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    # ORT sets flush-to-zero on the thread that builds a session with set_denormal_as_zero: a
+    # short-lived thread keeps the caller's floating-point state (hypothesis refuses to run in
+    # a process that cannot represent subnormals).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(
+            ort.InferenceSession, source, options, providers=["CPUExecutionProvider"]
+        ).result()
 
 
 def read_model_config(path: Path) -> Any:
