@@ -47,13 +47,13 @@ test-integration: install-test
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 lint: install-test
-	$(PY) -m ruff check service sllen tests benchmarks
-	$(PY) -m ruff format --check service sllen tests benchmarks
+	$(PY) -m ruff check service sllen tests benchmarks testkit
+	$(PY) -m ruff format --check service sllen tests benchmarks testkit
 	$(PY) -m mypy
 
 format: install-test
-	$(PY) -m ruff format service sllen tests
-	$(PY) -m ruff check --fix service sllen tests
+	$(PY) -m ruff format service sllen tests benchmarks testkit
+	$(PY) -m ruff check --fix service sllen tests benchmarks testkit
 
 clean:
 	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -25,26 +25,24 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 import numpy as np
 import onnxruntime as ort
 
-from benchmarks import machine
 from service.config import PROJECT_ROOT, Settings
-from service.local.supervisor import plan
 from sllen.serving import open_session, served_onnx
-from tests.images import dark_scene, encode
+from testkit import machine
+from testkit.images import dark_scene, encode
+from testkit.stack import Stack
 
 MODEL = served_onnx()
 REPORT = PROJECT_ROOT / ".run" / "reports" / "bench.json"
+LOG_DIR = PROJECT_ROOT / ".run" / "bench" / "logs"
 ENHANCE = "/v1/enhance?format=jpeg"
 SIZES = {"600x400": (400, 600), "1920x1080": (1080, 1920)}
 
@@ -151,53 +149,11 @@ def best_raw(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class Stack:
-    """Redis, Triton, one worker and the gateway, exactly as `sllen run` starts them."""
-
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
-        self.settings = settings
-        self.log_dir = log_dir
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-
-    def __enter__(self) -> Stack:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        # A fresh Redis: replaying earlier runs' append-only file (1.1 GB after a day of runs)
-        # made its peak memory theirs, not this run's.
-        shutil.rmtree(self.settings.state_dir / "redis", ignore_errors=True)
-        for child in plan(self.settings):
-            log = (self.log_dir / f"{child.name}.log").open("wb")
-            self.procs[child.name] = subprocess.Popen(
-                child.argv, env=child.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        url = f"http://127.0.0.1:{self.settings.port}/readyz"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.__exit__()
-        raise RuntimeError(f"the stack did not become ready; logs in {self.log_dir}")
-
-    def __exit__(self, *exc: object) -> None:
-        for proc in reversed(list(self.procs.values())):
-            proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    def peak_rss_mb(self) -> dict[str, float]:
-        """VmHWM of each component (Triton's python-backend stub is its own process)."""
-        peaks = {name: machine.peak_rss_mb(p.pid) for name, p in self.procs.items()}
-        triton = self.procs.get("triton")
-        if triton is not None:
-            stubs = machine.descendants(triton.pid)
-            peaks["triton-python-stub"] = sum(machine.peak_rss_mb(pid) for pid in stubs)
-        return peaks
+def local_stack(settings: Settings) -> Stack:
+    """The stack `sllen run` starts for ``settings`` (a context manager), on a fresh Redis:
+    replaying earlier runs' append-only file made its peak memory theirs, not this run's."""
+    shutil.rmtree(settings.state_dir / "redis", ignore_errors=True)
+    return Stack(settings, LOG_DIR)
 
 
 async def closed_loop(
@@ -278,7 +234,7 @@ def measure_stack(
     rows = []
     small = {"600x400": SIZES["600x400"]}
     before = measure_raw(seconds, small)["600x400"]
-    with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs") as stack:
+    with local_stack(settings) as stack:
         for concurrency in concurrencies:
             # Untimed first: the pipeline fills, and ONNX Runtime's sessions that this load
             # uses (model.py's lanes from concurrency 2 on) allocate their buffers.

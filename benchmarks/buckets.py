@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.bench import Stack, closed_loop, local_settings
+from benchmarks.bench import closed_loop, local_settings, local_stack
 from service.config import PROJECT_ROOT
 from service.imaging import pad_for_model
-from tests.images import dark_scene, encode
+from testkit.images import dark_scene, encode
 
 REPORT = PROJECT_ROOT / ".run" / "reports" / "buckets.json"
 # (height, width): landscape and portrait, none equal, so without buckets nothing batches.
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for bucket in (int(b) for b in args.buckets.split(",")):
         settings = local_settings(batch_bucket_px=bucket)
-        with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs"):
+        with local_stack(settings):
             url = f"http://127.0.0.1:{settings.port}"
             row = asyncio.run(closed_loop(url, photos, args.concurrency, args.seconds))
         row |= {

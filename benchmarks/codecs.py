@@ -26,7 +26,7 @@ from PIL import Image
 from benchmarks.bench import MODEL, ort_session
 from service import imaging
 from service.config import PROJECT_ROOT, Settings
-from tests.images import dark_scene, encode
+from testkit.images import dark_scene, encode
 
 REPORT = PROJECT_ROOT / ".run" / "reports" / "codecs.json"
 SIZES = {"600x400": (400, 600), "1920x1080": (1080, 1920)}

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from benchmarks.bench import Stack, local_settings
+from benchmarks.bench import local_settings, local_stack
 from service.config import PROJECT_ROOT
 
 REPORT = PROJECT_ROOT / ".run" / "reports" / "large_photo.json"
@@ -24,7 +24,7 @@ def twelve_mp_jpeg() -> bytes:
     if source.exists():
         im = Image.open(source).convert("RGB").resize((4000, 3000), Image.LANCZOS)
     else:  # no data beside the checkout: a synthetic dark scene of the same size
-        from tests.images import dark_scene
+        from testkit.images import dark_scene
 
         im = Image.fromarray(dark_scene(3000, 4000))
     buf = io.BytesIO()
@@ -36,7 +36,7 @@ def main() -> int:
     photo = twelve_mp_jpeg()
     settings = local_settings()
     port = settings.port
-    with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs") as stack:
+    with local_stack(settings) as stack:
         times = []
         for _ in range(2):
             started = time.perf_counter()

@@ -16,18 +16,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 from pathlib import Path
 
 import httpx
 
-from benchmarks import machine
-from benchmarks.bench import Stack, closed_loop, local_settings
-from service.config import PROJECT_ROOT
-from tests.images import dark_scene, encode
+from benchmarks.bench import closed_loop, local_settings, local_stack
+from testkit import machine
+from testkit.images import dark_scene, encode
+from testkit.prometheus import samples
 
 TICKS = os.sysconf("SC_CLK_TCK")
-SAMPLE = re.compile(r"^([a-zA-Z_:]+)(\{[^}]*\})? ([0-9.eE+-]+)$")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -37,12 +35,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def scrape(url: str) -> dict[str, float]:
-    out = {}
-    for line in httpx.get(url, timeout=10).text.splitlines():
-        m = SAMPLE.match(line)
-        if m:
-            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return out
+    return samples(httpx.get(url, timeout=10).text)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         "worker": f"http://127.0.0.1:{settings.worker_metrics_port}/metrics",
         "triton": f"http://127.0.0.1:{settings.triton_metrics_port}/metrics",
     }
-    with Stack(settings, PROJECT_ROOT / ".run" / "bench" / "logs") as stack:
+    with local_stack(settings) as stack:
         asyncio.run(closed_loop(base, [photo], args.concurrency, 3))  # warm
         pids = {name: proc.pid for name, proc in stack.procs.items()}
         for i, pid in enumerate(machine.descendants(pids["triton"])):

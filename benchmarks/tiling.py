@@ -26,6 +26,7 @@ from PIL import Image
 from benchmarks.bench import ort_session
 from service import tiling
 from service.config import PROJECT_ROOT
+from sllen.evaluate import psnr_u8
 
 REPORT = PROJECT_ROOT / ".run" / "reports" / "tiling.json"
 
@@ -50,11 +51,6 @@ def tiled(
     enhanced = np.concatenate([o[0] for o in outs])
     masks = np.concatenate([o[1] for o in outs])
     return tiling.stitch(enhanced, masks, tiles, h, w, overlap)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
 def peak_mb() -> float:
@@ -98,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.perf_counter()
             for image, (whole_e, whole_m) in zip(images, wholes, strict=True):
                 e, m = tiled(session, image, tile, overlap, batch=4)
-                scores.append(psnr(e, whole_e[0]))
+                scores.append(psnr_u8(e, whole_e[0]))
                 masks_agree.append(float(np.mean(m == whole_m[0])))
             tiled_s = (time.perf_counter() - started) / len(images)
             row = {

@@ -140,10 +140,6 @@ def _decode_jpeg(data: bytes) -> U8:
     return cast(U8, simplejpeg.decode_jpeg(data, colorspace="RGB"))
 
 
-def decode_rgb(data: bytes) -> U8:
-    return decode(data).rgb
-
-
 def _to_srgb(rgb: U8, icc: bytes | None) -> U8:
     if not icc:
         return rgb

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms
 
-from tests.images import dark_scene, encode
+from testkit.images import dark_scene, encode
 
 
 @dataclass(frozen=True)

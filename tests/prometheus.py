@@ -11,8 +11,9 @@ import httpx
 import pytest
 import yaml
 
-from benchmarks.machine import free_port
-from tests.conftest import Proc, wait_until
+from testkit.machine import free_port
+from testkit.stack import Proc, wait_until
+from tests.conftest import LOG_DIR
 
 MONITORING = Path(__file__).resolve().parent.parent / "monitoring"
 
@@ -45,6 +46,8 @@ class Prometheus:
                 f"--web.listen-address={self.url.removeprefix('http://')}",
                 "--log.level=warn",
             ],
+            None,
+            LOG_DIR,
         )
         self.client = httpx.Client(base_url=self.url, timeout=10)
         try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from service.api.access import hash_key
-from tests.images import dark_scene, encode
-from tests.integration.conftest import Stack, StackFactory
+from testkit.images import dark_scene, encode
+from testkit.stack import Stack
+from tests.integration.conftest import StackFactory
 
 PNG = encode(dark_scene(40, 40), "PNG")
 ALICE, BOB = "alice-key-0123456789", "bob-key-9876543210"
@@ -70,6 +71,6 @@ def test_keys_and_image_bytes_never_reach_the_logs(keyed: Stack) -> None:
     marker = b"\x89PNG"
     assert _post(keyed, authorization=f"Bearer {ALICE}").status_code == 200
     assert _post(keyed, authorization="Bearer wrong-secret-key-123").status_code == 401
-    logs = b"".join(p.log_path.read_bytes() for p in keyed.procs)
+    logs = b"".join(p.log_path.read_bytes() for p in keyed.procs.values())
     assert b"alice-key" not in logs and b"wrong-secret-key" not in logs
     assert marker not in logs and b"iVBORw0KGgo" not in logs  # raw or base64 PNG

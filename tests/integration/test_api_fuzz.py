@@ -6,7 +6,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.integration.conftest import Stack
+from testkit.stack import Stack
 
 EXAMPLES_PER_OPERATION = 30
 

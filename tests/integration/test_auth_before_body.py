@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from service.api.access import hash_key
-from tests.integration.conftest import Stack, start_stack
+from testkit.stack import Stack
+from tests.integration.conftest import start_stack
 
 KEY = "before-body-key-0123456789"
 BIG = 20 * 1024 * 1024
@@ -115,7 +116,7 @@ def test_a_client_sending_all_of_its_body_still_reads_the_401(keyed: Stack) -> N
 
 
 def test_rate_limited_upload_is_refused_before_its_body(keyed: Stack) -> None:
-    from tests.images import dark_scene, encode
+    from testkit.images import dark_scene, encode
 
     png = encode(dark_scene(32, 32), "PNG")
     codes: list[int] = []

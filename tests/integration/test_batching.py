@@ -9,9 +9,11 @@ import pytest
 import redis
 
 from service.queue.keys import Keys
-from tests.conftest import free_port, wait_until
-from tests.images import dark_scene, decode, encode
-from tests.integration.conftest import StackFactory, metric_value
+from testkit.images import dark_scene, decode, encode
+from testkit.machine import free_port
+from testkit.prometheus import metric_value
+from testkit.stack import wait_until
+from tests.integration.conftest import StackFactory
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from service.client import SllenClient
-from tests.images import dark_scene, decode, encode
-from tests.integration.conftest import Stack
+from testkit.images import dark_scene, decode, encode
+from testkit.stack import Stack
 
 
 def _sllen(*args: str) -> subprocess.CompletedProcess[str]:

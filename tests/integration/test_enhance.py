@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from service.labels import CLASSES
-from tests.images import dark_scene, decode, encode
-from tests.integration.conftest import Stack
+from testkit.images import dark_scene, decode, encode
+from testkit.stack import Stack
 
 pytestmark = pytest.mark.integration
 

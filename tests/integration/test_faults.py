@@ -11,8 +11,9 @@ import redis
 
 from service.queue.jobs import EnhanceOptions, Job, JobResult, new_job_id, now_ms
 from service.queue.keys import GROUP, Keys
-from tests.conftest import free_port, wait_until
-from tests.images import dark_scene, encode
+from testkit.images import dark_scene, encode
+from testkit.machine import free_port
+from testkit.stack import wait_until
 from tests.integration.conftest import StackFactory
 
 PNG = encode(dark_scene(64, 96), "PNG")

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from testkit.images import dark_scene, decode, encode
+from testkit.stack import Stack
 from tests.hostile import CASES, Case
-from tests.images import dark_scene, decode, encode
-from tests.integration.conftest import Stack
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

@@ -9,7 +9,7 @@ import pytest
 
 from service.config import Settings
 from service.inference import TritonModel
-from tests.images import dark_scene
+from testkit.images import dark_scene
 
 pytestmark = pytest.mark.integration
 

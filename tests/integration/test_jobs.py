@@ -6,9 +6,9 @@ import time
 
 import httpx
 
-from tests.conftest import wait_until
-from tests.images import dark_scene, decode, encode
-from tests.integration.conftest import Stack, StackFactory
+from testkit.images import dark_scene, decode, encode
+from testkit.stack import Stack, wait_until
+from tests.integration.conftest import StackFactory
 
 
 def _poll_done(client: httpx.Client, url: str, timeout_s: float = 30) -> dict:  # type: ignore[type-arg]

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.machine import descendants
-from tests.conftest import LOG_DIR, free_port, wait_until
-from tests.images import dark_scene, encode
+from testkit.images import dark_scene, encode
+from testkit.machine import descendants, free_port
+from testkit.stack import wait_until
+from tests.conftest import LOG_DIR
 
 
 def _children(pid: int) -> dict[str, int]:

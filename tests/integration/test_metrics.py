@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import free_port, wait_until
-from tests.images import dark_scene, encode
-from tests.integration.conftest import StackFactory, metric_value
+from testkit.images import dark_scene, encode
+from testkit.machine import free_port
+from testkit.prometheus import metric_value
+from testkit.stack import wait_until
+from tests.integration.conftest import StackFactory
 
 
 def test_gateway_and_worker_metrics(stack_factory: StackFactory) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import TritonPorts, start_redis, start_triton, wait_until
-from tests.images import dark_scene, encode
+from testkit.images import dark_scene, encode
+from testkit.stack import wait_until
+from tests.conftest import TritonPorts, start_redis, start_triton
 from tests.integration.conftest import StackFactory
 
 PNG = encode(dark_scene(120, 160), "PNG")

@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 
 from service.config import PROJECT_ROOT
-from tests.images import dark_scene, encode
-from tests.integration.conftest import Stack, StackFactory
+from testkit.images import dark_scene, encode
+from testkit.stack import Stack
+from tests.integration.conftest import StackFactory
 
 PNG = encode(dark_scene(400, 600), "JPEG", quality=90)  # a typical phone-web upload
 REPORT = PROJECT_ROOT / ".run" / "reports" / "overload.json"

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.images import dark_scene, encode
-from tests.integration.conftest import Stack, StackFactory, metric_value
+from testkit.images import dark_scene, encode
+from testkit.stack import Stack
+from tests.integration.conftest import StackFactory, metric_value
 
 pytestmark = pytest.mark.slow
 

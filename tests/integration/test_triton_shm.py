@@ -16,8 +16,8 @@ from service.config import Settings
 from service.errors import ModelUnavailable
 from service.inference import TritonModel
 from service.triton_shm import RegionPool, on_loopback, region_prefix
+from testkit.images import dark_scene
 from tests.conftest import TritonPorts, start_triton
-from tests.images import dark_scene
 
 pytestmark = pytest.mark.integration
 

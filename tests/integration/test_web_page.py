@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from service.config import PROJECT_ROOT
-from tests.images import dark_scene, encode
-from tests.integration.conftest import Stack
+from testkit.images import dark_scene, encode
+from testkit.stack import Stack
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

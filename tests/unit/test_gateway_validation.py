@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.config import Settings
-from tests.conftest import free_port
-from tests.images import dark_scene, encode
+from testkit.images import dark_scene, encode
+from testkit.machine import free_port
 
 
 @pytest.fixture

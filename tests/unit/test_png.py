@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from service import png
-from tests.images import dark_scene
+from testkit.images import dark_scene
 
 
 def read(data: bytes) -> Image.Image:

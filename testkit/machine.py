@@ -1,4 +1,4 @@
-"""What the benchmarks need to know about this machine and its processes (Linux /proc)."""
+"""What tests and benchmarks need to know about this machine and its processes (Linux /proc)."""
 
 from __future__ import annotations
 
