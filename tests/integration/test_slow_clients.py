@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from testkit.images import dark_scene, encode
+from testkit.prometheus import metric_value
 from testkit.stack import Stack
-from tests.integration.conftest import StackFactory, metric_value
+from tests.integration.conftest import StackFactory
 
 pytestmark = pytest.mark.slow
 

@@ -43,8 +43,13 @@ def files_in(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir()]
 
 
+def ours(name: str) -> bool:
+    """Made by this process: other processes on this host (other test runs) have regions too."""
+    return name.startswith(f"{region_prefix()}{os.getpid()}-")
+
+
 def ours_in_dev_shm() -> list[str]:
-    return [p.name for p in triton_shm.SHM_DIR.iterdir() if p.name.startswith(region_prefix())]
+    return [p.name for p in triton_shm.SHM_DIR.iterdir() if ours(p.name)]
 
 
 def test_only_a_loopback_triton_is_assumed_to_share_this_host() -> None:
@@ -81,7 +86,7 @@ async def test_shared_memory_gives_the_bytes_grpc_gives(triton_url: str) -> None
         await by_shm.close()
         await by_grpc.close()
     assert not ours_in_dev_shm()  # unlinked once Triton mapped them
-    assert not {n for n in await registered(triton_url) if n.startswith(region_prefix())}
+    assert not {n for n in await registered(triton_url) if ours(n)}
 
 
 async def test_regions_are_reused_and_the_pool_keeps_to_its_budget(triton_url: str) -> None:
