@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -59,6 +60,13 @@ def test_run_starts_everything_restarts_the_dead_and_stops_on_sigterm(tmp_path: 
         )
         children = _children(run.pid)
         assert set(children) == {"worker", "gateway", "tritonserver", "redis-server"}
+        # Prometheus finds every process that serves /metrics in the file sllen run wrote.
+        groups = json.loads((tmp_path / "prometheus-targets.json").read_text())
+        found = {g["labels"]["job"]: g["targets"] for g in groups}
+        assert found["sllen-worker"] == [f"127.0.0.1:{env['SLLEN_WORKER_METRICS_PORT']}"]
+        assert set(found) == {"sllen-gateway", "sllen-worker", "sllen-triton"}
+        for target in (t for targets in found.values() for t in targets):
+            assert httpx.get(f"http://{target}/metrics").status_code == 200, target
 
         os.kill(children["worker"], signal.SIGKILL)
         wait_until(
