@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     triton_grpc_port: int = Field(8001, ge=1, le=65535)
     triton_http_port: int = Field(8011, ge=1, le=65535)
     triton_metrics_port: int = Field(8002, ge=1, le=65535)
+    # Where Triton's HTTP, gRPC and metrics ports listen: loopback for the local stack; a
+    # container needs 0.0.0.0 (k8s/base/config.yaml), where NetworkPolicy confines the callers.
+    triton_bind_address: str = "127.0.0.1"
+    # Triton's model repository API (load/unload at runtime). Off: the served model loads at
+    # start-up and nothing can unload it. Nothing in the service needs it on.
+    triton_model_control: bool = False
     model_repository: Path = PROJECT_ROOT / "model_repository"
     state_dir: Path = PROJECT_ROOT / ".run"
     start_local_redis: bool = True
