@@ -66,7 +66,12 @@ class Settings(BaseSettings):
     key_prefix: str = "sllen"
     upload_ttl_s: int = Field(300, ge=1)
     result_ttl_s: int = Field(600, ge=1)
+    # A sync result is deleted when its gateway reads it; one nobody reads expires after this.
+    sync_result_ttl_s: int = Field(10, ge=1)
     max_queue_length: int = Field(1000, ge=1)
+    # New jobs are turned away (503 overloaded) once Redis uses this fraction of its maxmemory,
+    # so that the results of jobs already queued still fit (no cap configured: no check).
+    redis_admit_memory_fraction: float = Field(0.8, gt=0, le=1)
 
     # --- Triton
     triton_grpc_url: str = "127.0.0.1:8001"
@@ -111,6 +116,8 @@ class Settings(BaseSettings):
     # --- local stack (`sllen run`): ports and where state and logs go
     workers: int = Field(1, ge=1, le=32)
     redis_port: int = Field(6379, ge=1, le=65535)
+    # The local Redis's memory cap; it never evicts (a queued job must not vanish), it refuses.
+    redis_maxmemory_mb: int = Field(1024, ge=16)
     triton_grpc_port: int = Field(8001, ge=1, le=65535)
     triton_http_port: int = Field(8011, ge=1, le=65535)
     triton_metrics_port: int = Field(8002, ge=1, le=65535)

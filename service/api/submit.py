@@ -80,7 +80,8 @@ async def enhance(
         services.waiter.forget(job.id)
         raise
     arrived = await _wait_unless_gone(services, job, future, deadline_s, client_gone)
-    result = await services.queue.get_result(job.id) if arrived else None
+    # Read once and deleted: nobody else asks for a sync result, and it is ~0.5 MB a photo.
+    result = await services.queue.take_result(job.id) if arrived else None
     if result is None:
         if not await services.model.is_ready():
             # Workers keep retrying while the model is away; this client should come back later.
