@@ -95,8 +95,11 @@ class Settings(BaseSettings):
     # so padding is pure cost there (benchmarks/buckets.py); GPUs gain from full batches.
     batch_bucket_px: int = Field(0, ge=0, le=4096)
     read_block_ms: int = Field(1000, ge=1)
-    claim_idle_ms: int = Field(30_000, ge=100)
-    claim_interval_s: float = Field(5.0, gt=0)
+    # A pending job idle this long is taken from its worker, presumed dead: well under the
+    # request deadline, so a crash costs sync requests seconds, not a 504. Live workers touch
+    # their jobs every third of it.
+    claim_idle_ms: int = Field(5_000, ge=100)
+    claim_interval_s: float = Field(1.0, gt=0)
     max_attempts: int = Field(3, ge=1, le=100)
     retry_backoff_s: float = Field(0.5, gt=0)
     retry_backoff_max_s: float = Field(8.0, gt=0)

@@ -195,6 +195,24 @@ class JobQueue:
             return []
         return [self._parse(eid, fields) for _, entries in reply or [] for eid, fields in entries]
 
+    async def read_own(self, consumer: str, count: int, after: bytes = b"0") -> list[Entry]:
+        """Entries already delivered to ``consumer`` and not acked (its pending list), after
+        ``after``: what a worker that restarts under the same name held when it died."""
+        try:
+            reply: Any = await _guard(
+                self.redis.xreadgroup(GROUP, consumer, {self.keys.stream: after}, count=count),
+                "XREADGROUP own pending",
+            )
+        except _GroupMissing:
+            await self.ensure_group()
+            return []
+        # An entry deleted from the stream but still pending comes back without fields.
+        return [
+            self._parse(eid, fields) if fields else Entry(eid, None)
+            for _, entries in reply or []
+            for eid, fields in entries
+        ]
+
     async def reclaim(self, consumer: str, count: int) -> list[Entry]:
         """Take over jobs that a dead (or stuck) worker left pending past the idle timeout."""
         try:
