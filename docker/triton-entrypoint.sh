@@ -3,12 +3,25 @@
 # The baked repository (/opt/sllen/model_repository) is read-only; the served repository is
 # assembled in SLLEN_TRITON_RUN_DIR (a volume). For sllen_trt the engine is built here, on this
 # GPU, or taken from the cache (SLLEN_TRT_CACHE_DIR) when this GPU and TensorRT already built it.
+# The ports listen on SLLEN_TRITON_BIND_ADDRESS (default 0.0.0.0: other pods must reach them;
+# NetworkPolicy confines who does). Model control (load/unload at runtime) stays off unless
+# SLLEN_TRITON_MODEL_CONTROL=true: the one model loads at start-up and nothing can unload it.
 # Extra arguments go to tritonserver.
 set -euo pipefail
 
 src="${SLLEN_TRITON_SOURCE:-/opt/sllen/model_repository}"
 model="${SLLEN_TRITON_MODEL:-sllen}"
 run="${SLLEN_TRITON_RUN_DIR:-/var/run/sllen}/models"
+bind="${SLLEN_TRITON_BIND_ADDRESS:-0.0.0.0}"
+
+case "${SLLEN_TRITON_MODEL_CONTROL:-false}" in
+  true | 1) control=(--model-control-mode=explicit --load-model="$model") ;;
+  false | 0) control=(--model-control-mode=none) ;;
+  *)
+    echo "sllen-triton: SLLEN_TRITON_MODEL_CONTROL must be true or false, got '$SLLEN_TRITON_MODEL_CONTROL'" >&2
+    exit 2
+    ;;
+esac
 
 rm -rf "$run"
 mkdir -p "$run"
@@ -38,12 +51,13 @@ case "$model" in
     ;;
 esac
 
+# The served repository holds only "$model", so mode none loads exactly it.
 exec tritonserver \
   --model-repository="$run" \
-  --model-control-mode=explicit \
-  --load-model="$model" \
+  "${control[@]}" \
   --strict-readiness=true \
   --exit-on-error=true \
+  --http-address="$bind" --grpc-address="$bind" --metrics-address="$bind" \
   --http-port=8000 --grpc-port=8001 --metrics-port=8002 \
   --log-format=ISO8601 \
   "$@"

@@ -66,7 +66,12 @@ class Settings(BaseSettings):
     key_prefix: str = "sllen"
     upload_ttl_s: int = Field(300, ge=1)
     result_ttl_s: int = Field(600, ge=1)
+    # A sync result is deleted when its gateway reads it; one nobody reads expires after this.
+    sync_result_ttl_s: int = Field(10, ge=1)
     max_queue_length: int = Field(1000, ge=1)
+    # New jobs are turned away (503 overloaded) once Redis uses this fraction of its maxmemory,
+    # so that the results of jobs already queued still fit (no cap configured: no check).
+    redis_admit_memory_fraction: float = Field(0.8, gt=0, le=1)
 
     # --- Triton
     triton_grpc_url: str = "127.0.0.1:8001"
@@ -90,8 +95,11 @@ class Settings(BaseSettings):
     # so padding is pure cost there (benchmarks/buckets.py); GPUs gain from full batches.
     batch_bucket_px: int = Field(0, ge=0, le=4096)
     read_block_ms: int = Field(1000, ge=1)
-    claim_idle_ms: int = Field(30_000, ge=100)
-    claim_interval_s: float = Field(5.0, gt=0)
+    # A pending job idle this long is taken from its worker, presumed dead: well under the
+    # request deadline, so a crash costs sync requests seconds, not a 504. Live workers touch
+    # their jobs every third of it.
+    claim_idle_ms: int = Field(5_000, ge=100)
+    claim_interval_s: float = Field(1.0, gt=0)
     max_attempts: int = Field(3, ge=1, le=100)
     retry_backoff_s: float = Field(0.5, gt=0)
     retry_backoff_max_s: float = Field(8.0, gt=0)
@@ -111,9 +119,17 @@ class Settings(BaseSettings):
     # --- local stack (`sllen run`): ports and where state and logs go
     workers: int = Field(1, ge=1, le=32)
     redis_port: int = Field(6379, ge=1, le=65535)
+    # The local Redis's memory cap; it never evicts (a queued job must not vanish), it refuses.
+    redis_maxmemory_mb: int = Field(1024, ge=16)
     triton_grpc_port: int = Field(8001, ge=1, le=65535)
     triton_http_port: int = Field(8011, ge=1, le=65535)
     triton_metrics_port: int = Field(8002, ge=1, le=65535)
+    # Where Triton's HTTP, gRPC and metrics ports listen: loopback for the local stack; a
+    # container needs 0.0.0.0 (k8s/base/config.yaml), where NetworkPolicy confines the callers.
+    triton_bind_address: str = "127.0.0.1"
+    # Triton's model repository API (load/unload at runtime). Off: the served model loads at
+    # start-up and nothing can unload it. Nothing in the service needs it on.
+    triton_model_control: bool = False
     model_repository: Path = PROJECT_ROOT / "model_repository"
     state_dir: Path = PROJECT_ROOT / ".run"
     start_local_redis: bool = True

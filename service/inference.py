@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 _CHANNEL_ARGS = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 # What a failed call to Triton raises, short of a cancellation.
 _TRITON_FAILURES = (InferenceServerException, grpc.RpcError, OSError)
-# Statuses after which the same request may well succeed later (server restarting, overloaded).
+# Statuses after which the same request may well succeed later (server restarting, overloaded;
+# NOT_FOUND: the model is not loaded, as while Triton loads it or after it was unloaded).
 _TRANSIENT = {
+    "NOT_FOUND",
     "UNAVAILABLE",
     "DEADLINE_EXCEEDED",
     "RESOURCE_EXHAUSTED",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,13 +42,14 @@ class TritonPorts:
         return f"127.0.0.1:{self.grpc}"
 
 
-def start_triton(state_dir: Path, ports: TritonPorts) -> Proc:
+def start_triton(state_dir: Path, ports: TritonPorts, model_control: bool = False) -> Proc:
     launch = triton_server.build_launch(
         model_repository=PROJECT_ROOT / "model_repository",
         state_dir=state_dir,
         grpc_port=ports.grpc,
         http_port=ports.http,
         metrics_port=ports.metrics,
+        model_control=model_control,
     )
     proc = Proc("triton", launch.argv, launch.env, LOG_DIR)
     ready = f"http://127.0.0.1:{ports.http}/v2/models/sllen/ready"
@@ -78,6 +80,24 @@ def triton_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonPor
 @pytest.fixture(scope="session")
 def triton_url(triton_ports: TritonPorts) -> str:
     return triton_ports.grpc_url
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses with a TCP socket listening on ``port`` (from /proc/net/tcp{,6})."""
+    found: set[str] = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state != "0A" or int(hex_port, 16) != port or len(address) != width:
+                continue
+            raw = bytes.fromhex(address)
+            # The kernel prints each 32-bit word in host (little-endian) order.
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            ip = ipaddress.ip_address(words)
+            mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+            found.add(str(mapped or ip))  # gRPC listens on ::ffff:127.0.0.1 for 127.0.0.1
+    return found
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -11,7 +11,13 @@ from starlette.concurrency import run_in_threadpool
 
 from service import imaging, metrics
 from service.api.deps import Services
-from service.errors import Cancelled, DeadlineExceeded, PayloadTooLarge, error_from_code
+from service.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    ModelUnavailable,
+    PayloadTooLarge,
+    error_from_code,
+)
 from service.queue.jobs import EnhanceOptions, Job, JobRecord, JobResult, new_job_id, now_ms
 
 
@@ -74,8 +80,14 @@ async def enhance(
         services.waiter.forget(job.id)
         raise
     arrived = await _wait_unless_gone(services, job, future, deadline_s, client_gone)
-    result = await services.queue.get_result(job.id) if arrived else None
+    # Read once and deleted: nobody else asks for a sync result, and it is ~0.5 MB a photo.
+    result = await services.queue.take_result(job.id) if arrived else None
     if result is None:
+        if not await services.model.is_ready():
+            # Workers keep retrying while the model is away; this client should come back later.
+            raise ModelUnavailable(
+                f"the model is not available; no result within {s.request_deadline_s:g} s"
+            )
         raise DeadlineExceeded(f"no result within {s.request_deadline_s:g} s")
     metrics.QUEUE_WAIT.observe(result.queue_ms / 1000)
     if result.status != "done":

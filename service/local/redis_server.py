@@ -37,8 +37,15 @@ def find_redis_server() -> str:
 
 
 def build_argv(
-    *, port: int, data_dir: Path, persist: bool, password: str | None = None
+    *,
+    port: int,
+    data_dir: Path,
+    persist: bool,
+    password: str | None = None,
+    maxmemory_mb: int = 1024,
 ) -> list[str]:
+    """Loopback only, with a memory cap past which writes fail instead of evicting keys: the
+    queue must never lose a job (the gateway stops admitting work before the cap)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         find_redis_server(),
@@ -58,6 +65,10 @@ def build_argv(
         "no",
         "--protected-mode",
         "yes",
+        "--maxmemory",
+        f"{maxmemory_mb}mb",
+        "--maxmemory-policy",
+        "noeviction",
     ]
     if password:
         argv += ["--requirepass", password]

@@ -64,6 +64,7 @@ def plan(settings: Settings) -> list[Child]:
             data_dir=settings.state_dir / "redis",
             persist=True,
             password=password,
+            maxmemory_mb=settings.redis_maxmemory_mb,
         )
         children.append(Child("redis", argv, base_env, stop_order=3))
     if settings.start_local_triton:

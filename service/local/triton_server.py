@@ -52,6 +52,23 @@ def prepare_backends(state_dir: Path) -> Path:
     return backends
 
 
+def served_repository(model_repository: Path, state_dir: Path, models: tuple[str, ...]) -> Path:
+    """A repository holding only ``models`` (links into ``model_repository``): without model
+    control Triton loads every model it finds, and the repository also holds GPU-only ones."""
+    served = state_dir / "triton" / "models"
+    served.mkdir(parents=True, exist_ok=True)
+    for entry in served.iterdir():
+        if entry.name not in models:
+            entry.unlink()
+    for name in models:
+        link, target = served / name, (model_repository / name).resolve()
+        if link.is_symlink() and link.readlink() == target:
+            continue
+        link.unlink(missing_ok=True)
+        link.symlink_to(target, target_is_directory=True)
+    return served
+
+
 def build_launch(
     *,
     model_repository: Path,
@@ -60,9 +77,12 @@ def build_launch(
     http_port: int,
     metrics_port: int,
     models: tuple[str, ...] = ("sllen",),
+    bind_address: str = "127.0.0.1",
+    model_control: bool = False,
     log_verbose: int = 0,
 ) -> TritonLaunch:
-    """The repository also holds GPU-only models (sllen_trt): load only the ones named."""
+    """Triton on the named models only, listening on ``bind_address``. Without
+    ``model_control`` its repository API refuses every load and unload."""
     root = _pytriton_root()
     backends = prepare_backends(state_dir)
     libs = root.parent.parent / "nvidia_pytriton.libs"
@@ -72,15 +92,25 @@ def build_launch(
         lib_path.append(env["LD_LIBRARY_PATH"])
     env["LD_LIBRARY_PATH"] = ":".join(p for p in lib_path if p)
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+    if model_control:
+        control = [
+            f"--model-repository={model_repository}",
+            "--model-control-mode=explicit",
+            *(f"--load-model={name}" for name in models),
+        ]
+    else:
+        served = served_repository(model_repository, state_dir, models)
+        control = [f"--model-repository={served}", "--model-control-mode=none"]
     argv = [
         str(root / "bin" / "tritonserver"),
-        f"--model-repository={model_repository}",
+        *control,
         f"--backend-directory={backends}",
+        f"--grpc-address={bind_address}",
         f"--grpc-port={grpc_port}",
+        f"--http-address={bind_address}",
         f"--http-port={http_port}",
+        f"--metrics-address={bind_address}",
         f"--metrics-port={metrics_port}",
-        "--model-control-mode=explicit",
-        *(f"--load-model={name}" for name in models),
         "--allow-http=true",
         "--allow-metrics=true",
         "--allow-gpu-metrics=false",
@@ -92,7 +122,7 @@ def build_launch(
 
 
 def launch_for(settings: Settings) -> TritonLaunch:
-    """The local Triton that these settings describe (ports, repository, the one model)."""
+    """The local Triton that these settings describe (ports, address, repository, the model)."""
     return build_launch(
         model_repository=settings.model_repository,
         state_dir=settings.state_dir,
@@ -100,4 +130,6 @@ def launch_for(settings: Settings) -> TritonLaunch:
         http_port=settings.triton_http_port,
         metrics_port=settings.triton_metrics_port,
         models=(settings.triton_model,),
+        bind_address=settings.triton_bind_address,
+        model_control=settings.triton_model_control,
     )

@@ -68,10 +68,18 @@ class QueueStats:
     oldest_age_s: float
 
 
-# The length check and the writes in one atomic round trip: as XLEN then MULTI, two gateways
+# The admission checks and the writes in one atomic round trip: as XLEN then MULTI, two gateways
 # could both pass a nearly full queue, and every request paid a second round trip (~0.3 ms at
-# concurrency 1 on the 2-core Xeon).
+# concurrency 1 on the 2-core Xeon). Memory: with a maxmemory cap, new work is refused once
+# used_memory reaches ARGV[8] of it, so the results of jobs already queued still fit under the
+# cap (noeviction: past it, every write fails). INFO memory costs ~10 us inside Redis.
 _ENQUEUE = """
+local info = redis.call('INFO', 'memory')
+local cap = tonumber(string.match(info, '\\nmaxmemory:(%d+)') or '0')
+if cap > 0 then
+  local used = tonumber(string.match(info, '\\nused_memory:(%d+)'))
+  if used >= cap * tonumber(ARGV[8]) then return -1 end
+end
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
 if ARGV[6] ~= '' then
@@ -93,6 +101,8 @@ async def _guard(op: Awaitable[T], what: str) -> T:
     except ResponseError as exc:
         if "NOGROUP" in str(exc):
             raise _GroupMissing(f"consumer group missing during {what}") from exc
+        if str(exc).startswith("OOM"):  # past maxmemory (noeviction): writes wait for room
+            raise Overloaded(f"Redis is at its memory cap during {what}") from exc
         raise QueueUnavailable(f"Redis refused {what}: {exc}") from exc
     except RedisError as exc:
         raise QueueUnavailable(f"Redis failed during {what}: {type(exc).__name__}") from exc
@@ -136,16 +146,26 @@ class JobQueue:
                     job.model_dump_json().encode(),
                     record_json,
                     record_ttl_ms,
+                    self.settings.redis_admit_memory_fraction,
                 ],
             ),
             "enqueue",
         )
-        if not queued:
+        if queued == 0:
             raise Overloaded("the job queue is full", retry_after_s=self.settings.retry_after_s)
+        if queued < 0:
+            raise Overloaded(
+                "Redis is near its memory cap", retry_after_s=self.settings.retry_after_s
+            )
 
     async def get_record(self, job_id: str) -> JobRecord | None:
         raw: Any = await _guard(self.redis.get(self.keys.record(job_id)), "GET record")
         return JobRecord.model_validate_json(raw) if raw is not None else None
+
+    async def take_result(self, job_id: str) -> JobResult | None:
+        """A sync job's result, deleted as it is read (GETDEL: the same single round trip)."""
+        raw: Any = await _guard(self.redis.getdel(self.keys.result(job_id)), "GETDEL result")
+        return JobResult.unpack(raw) if raw is not None else None
 
     async def get_state(self, job_id: str) -> str | None:
         raw: Any = await _guard(self.redis.get(self.keys.state(job_id)), "GET state")
@@ -174,6 +194,24 @@ class JobQueue:
             await self.ensure_group()
             return []
         return [self._parse(eid, fields) for _, entries in reply or [] for eid, fields in entries]
+
+    async def read_own(self, consumer: str, count: int, after: bytes = b"0") -> list[Entry]:
+        """Entries already delivered to ``consumer`` and not acked (its pending list), after
+        ``after``: what a worker that restarts under the same name held when it died."""
+        try:
+            reply: Any = await _guard(
+                self.redis.xreadgroup(GROUP, consumer, {self.keys.stream: after}, count=count),
+                "XREADGROUP own pending",
+            )
+        except _GroupMissing:
+            await self.ensure_group()
+            return []
+        # An entry deleted from the stream but still pending comes back without fields.
+        return [
+            self._parse(eid, fields) if fields else Entry(eid, None)
+            for _, entries in reply or []
+            for eid, fields in entries
+        ]
 
     async def reclaim(self, consumer: str, count: int) -> list[Entry]:
         """Take over jobs that a dead (or stuck) worker left pending past the idle timeout."""
@@ -225,10 +263,11 @@ class JobQueue:
         self, entry_id: bytes, job_id: str, reply_to: str | None, result: JobResult
     ) -> bool:
         """Write the result (first writer wins), ack, and wake the waiter, all or nothing."""
+        # A sync result is read (and deleted) by its gateway within moments; if that gateway
+        # is gone, nobody ever will: it lives seconds, an async job's result SLLEN_RESULT_TTL_S.
+        ttl_s = self.settings.sync_result_ttl_s if reply_to else self.settings.result_ttl_s
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(
-                self.keys.result(job_id), result.pack(), ex=self.settings.result_ttl_s, nx=True
-            )
+            pipe.set(self.keys.result(job_id), result.pack(), ex=ttl_s, nx=True)
             pipe.delete(
                 self.keys.upload(job_id), self.keys.attempts(job_id), self.keys.state(job_id)
             )

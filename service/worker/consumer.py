@@ -85,8 +85,14 @@ class Worker:
     # --- loops
     async def _consume_loop(self, index: int) -> None:
         attempt = 0
+        # Loop 0 first takes back what this worker held if it restarted under the same name;
+        # any loop does after a queue outage (its jobs may have failed to start).
+        own_pending = index == 0
         while not self._stop.is_set():
             try:
+                if own_pending:
+                    await self._take_own_pending()
+                    own_pending = False
                 entries = await self._read_batch()
                 attempt = 0
                 if entries:
@@ -97,6 +103,7 @@ class Worker:
                     "loop %d: queue unavailable (%s); retry in %.1fs", index, exc.detail, delay
                 )
                 attempt += 1
+                own_pending = True
                 await self._sleep(delay)
             except Exception:
                 # A bug must not stop the loop: the jobs stay pending, are reclaimed later and
@@ -113,6 +120,22 @@ class Worker:
                 self.name, size - len(entries), self.settings.batch_wait_ms
             )
         return entries
+
+    async def _take_own_pending(self) -> None:
+        """Process this consumer's pending entries that no loop of this process holds: those of
+        a previous life under this name (sllen run and a restarted container reuse it) are
+        taken at once, instead of after SLLEN_CLAIM_IDLE_MS."""
+        after = b"0"
+        while not self._stop.is_set():
+            entries = await self.queue.read_own(self.name, self.settings.batch_max_size, after)
+            if not entries:
+                return
+            after = entries[-1].entry_id
+            entries = [e for e in entries if e.entry_id not in self._inflight]
+            if entries:
+                metrics.RECLAIMED.inc(len(entries))
+                log.info("took back %d job(s) pending under this worker's name", len(entries))
+                await self.process(entries)
 
     async def _reclaim_loop(self) -> None:
         while not self._stop.is_set():
@@ -187,12 +210,29 @@ class Worker:
         )
 
     async def _finish(self, entry_id: bytes, job: Job, result: JobResult) -> None:
-        # Shielded: a cancelled worker must not leave a result written but the job unacked.
-        try:
-            first = await asyncio.shield(self.queue.finish(entry_id, job.id, job.reply_to, result))
-        except UnavailableError as exc:
-            log.warning("job %s: could not store result (%s); it stays pending", job.id, exc.detail)
-            return
+        """Store the result, retrying while Redis is away (a restart, a failover) until it lands
+        or the job's deadline passes: a computed result is not thrown away for a short fault."""
+        attempt = 0
+        while True:
+            try:
+                # Shielded: a cancelled worker must not leave a result written but unacked.
+                first = await asyncio.shield(
+                    self.queue.finish(entry_id, job.id, job.reply_to, result)
+                )
+                break
+            except UnavailableError as exc:
+                delay = backoff_s(attempt, 0.1, 1.0)
+                attempt += 1
+                if self._stop.is_set() or job.expired(now_ms() + int(delay * 1000)):
+                    log.warning(
+                        "job %s: could not store result (%s); it stays pending",
+                        job.id,
+                        exc.detail,
+                    )
+                    return
+                if attempt == 1:
+                    log.warning("job %s: storing result failed (%s); retrying", job.id, exc.detail)
+                await self._sleep(delay)
         metrics.JOBS.labels(result.status if result.status == "done" else result.error_code).inc()
         log.info(
             "job %s %s in %d ms%s",

@@ -129,10 +129,8 @@ class Pipeline:
         if not batch:
             return
         try:
-            # A lone image goes as a view: stacking copies it for nothing (0.5 ms at 600x400).
-            images = batch[0].image[None] if len(batch) == 1 else np.stack([p.image for p in batch])
             with_mask = any(p.work.job.options.mask for p in batch)
-            prediction = await self._infer_with_retry(batch, images, with_mask)
+            batch, prediction = await self._infer_with_retry(batch, with_mask)
         except JobFailed as exc:
             if len(batch) > 1:  # find the culprit: run each image alone
                 await asyncio.gather(*(self._run_batch([p]) for p in batch))
@@ -154,11 +152,18 @@ class Pipeline:
                 ready.append(work)
         await asyncio.gather(*(self._complete(w) for w in ready))
 
-    async def _infer_with_retry(self, batch: list[Part], images: U8, mask: bool) -> Prediction:
+    async def _infer_with_retry(
+        self, batch: list[Part], mask: bool
+    ) -> tuple[list[Part], Prediction]:
+        """Infer, retrying while Triton or the model is unavailable. A part whose job's deadline
+        would pass before the next try fails as model_unavailable (503: the client may come
+        back later); the others go on without it. Returns the parts the prediction is for."""
         attempt = 0
         while True:
+            # A lone image goes as a view: stacking copies it for nothing (0.5 ms at 600x400).
+            images = batch[0].image[None] if len(batch) == 1 else np.stack([p.image for p in batch])
             try:
-                return await self.model.infer(images, mask)
+                return batch, await self.model.infer(images, mask)
             except ModelUnavailable as exc:
                 delay = backoff_s(
                     attempt, self.settings.retry_backoff_s, self.settings.retry_backoff_max_s
@@ -167,9 +172,12 @@ class Pipeline:
                 metrics.RETRIES.inc()
                 if self._stopping.is_set():
                     raise _GiveBack from exc
-                if now_ms() + delay * 1000 >= min(p.work.job.deadline_at_ms for p in batch):
-                    for p in batch:
-                        await self.fail(p.work, expired(f"model unavailable: {exc.detail}"))
+                next_try_ms = now_ms() + delay * 1000
+                for p in batch:
+                    if next_try_ms >= p.work.job.deadline_at_ms:
+                        await self.fail(p.work, ModelUnavailable(f"no model: {exc.detail}"))
+                batch = [p for p in batch if not p.work.finished]
+                if not batch:
                     raise _GiveBack from exc
                 log.warning(
                     "Triton unavailable (%s); retry %d in %.1fs", exc.detail, attempt, delay

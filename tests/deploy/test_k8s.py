@@ -116,6 +116,11 @@ def test_triton_pod(rendered: dict[str, Docs]) -> None:
         startup_s = c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"]
         gpus = c["resources"]["limits"].get("nvidia.com/gpu")
         config = one(docs, "ConfigMap", "sllen-config")["data"]
+        # The entrypoint reads the same settings as the service: no model control in a cluster.
+        env = {e["name"]: e.get("valueFrom", {}).get("configMapKeyRef", {}) for e in c["env"]}
+        for name in ("SLLEN_TRITON_BIND_ADDRESS", "SLLEN_TRITON_MODEL_CONTROL"):
+            assert env[name] == {"name": "sllen-config", "key": name}
+        assert config["SLLEN_TRITON_MODEL_CONTROL"] == "false"
         if variant == "gpu":
             assert gpus == "1" and c["resources"]["requests"]["nvidia.com/gpu"] == "1"
             assert config["SLLEN_TRITON_MODEL"] == "sllen_trt"

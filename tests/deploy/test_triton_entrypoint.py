@@ -39,7 +39,7 @@ def served_config(tmp_path: Path) -> str:
 def test_ort_threads_follow_the_pods_cpu_limit(tmp_path: Path) -> None:
     done = run_entrypoint(tmp_path, SLLEN_ORT_THREADS="3")
     assert done.returncode == 0, done.stderr
-    assert "--load-model=sllen" in done.stdout
+    assert "--model-control-mode=none" in done.stdout.split()
     config = served_config(tmp_path)
     assert 'key: "intra_op_num_threads", value: { string_value: "3" }' in config
     # Only that parameter changes; both ONNX files travel with the model.
@@ -58,3 +58,27 @@ def test_without_a_limit_the_config_is_served_as_committed(tmp_path: Path) -> No
 def test_a_bad_thread_count_refuses_to_start(tmp_path: Path) -> None:
     done = run_entrypoint(tmp_path, SLLEN_ORT_THREADS="4k")
     assert done.returncode == 2 and "whole number" in done.stderr
+
+
+def test_model_control_is_off_and_ports_follow_the_bind_address(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path, SLLEN_TRITON_BIND_ADDRESS="10.1.2.3")
+    assert done.returncode == 0, done.stderr
+    args = done.stdout.split()
+    assert "--model-control-mode=none" in args and not any("--load-model" in a for a in args)
+    for port in ("http", "grpc", "metrics"):
+        assert f"--{port}-address=10.1.2.3" in args
+    # Mode none loads every model in the served repository: it must hold the one model only.
+    assert {p.name for p in (tmp_path / "run" / "models").iterdir()} == {"sllen"}
+
+
+def test_model_control_on_asks_for_explicit_loading_of_the_one_model(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path, SLLEN_TRITON_MODEL_CONTROL="true")
+    assert done.returncode == 0, done.stderr
+    args = done.stdout.split()
+    assert {"--model-control-mode=explicit", "--load-model=sllen"} <= set(args)
+    assert "--http-address=0.0.0.0" in args
+
+
+def test_a_bad_model_control_value_refuses_to_start(tmp_path: Path) -> None:
+    done = run_entrypoint(tmp_path, SLLEN_TRITON_MODEL_CONTROL="maybe")
+    assert done.returncode == 2 and "true or false" in done.stderr

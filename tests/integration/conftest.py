@@ -6,6 +6,7 @@ import itertools
 from collections.abc import Callable, Iterator
 
 import pytest
+import tritonclient.grpc as triton_grpc
 
 from service.config import Settings
 from testkit.machine import free_port
@@ -13,6 +14,13 @@ from testkit.stack import Stack
 from tests.conftest import LOG_DIR
 
 _prefixes = itertools.count()
+
+
+def inferences(triton_url: str) -> int:
+    """Images Triton has run through the model so far (its statistics count each one)."""
+    with triton_grpc.InferenceServerClient(triton_url) as client:
+        stats = client.get_inference_statistics("sllen", as_json=True)
+    return sum(int(m.get("inference_count", 0)) for m in stats["model_stats"])
 
 
 def start_stack(redis_url: str, triton_url: str, workers: int = 1, **overrides: object) -> Stack:

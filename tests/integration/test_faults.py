@@ -14,9 +14,10 @@ from service.queue.keys import GROUP, Keys
 from testkit.images import dark_scene, encode
 from testkit.machine import free_port
 from testkit.stack import wait_until
-from tests.integration.conftest import StackFactory
+from tests.integration.conftest import StackFactory, inferences
 
 PNG = encode(dark_scene(64, 96), "PNG")
+PHOTO = encode(dark_scene(400, 600), "JPEG", quality=90)
 
 
 def _enqueue_directly(
@@ -152,3 +153,53 @@ def test_job_whose_client_gave_up_is_not_run(stack_factory: StackFactory) -> Non
     result = JobResult.unpack(r.get(keys.result(job_id)))  # type: ignore[arg-type]
     assert result.error_code == "cancelled" and result.inference_ms == 0
     r.close()
+
+
+@pytest.mark.parametrize(
+    "comes_back_as", ["worker-0", "worker-1"], ids=["same-name", "another-worker"]
+)
+def test_worker_killed_mid_load_costs_sync_requests_no_504(
+    stack_factory: StackFactory, comes_back_as: str
+) -> None:
+    """Default settings: the jobs of a SIGKILLed worker are taken again within seconds, by the
+    worker restarted under its name (as sllen run does) or by another one (reclaim)."""
+    s = stack_factory(workers=1)
+    keys = Keys(s.settings.key_prefix)
+    r = redis.Redis.from_url(s.settings.redis_url)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            futures = [
+                pool.submit(s.client.post, "/enhance", files={"image": ("p.jpg", PHOTO)})
+                for _ in range(18)
+            ]
+            wait_until(lambda: r.xpending(keys.stream, GROUP)["pending"] > 0, 30, "jobs taken")
+            s.workers[0].kill()
+            time.sleep(1.0)  # sllen run restarts a dead child after 1 s
+            s.add_worker(comes_back_as)
+            responses = [f.result(timeout=60) for f in futures]
+        statuses = [resp.status_code for resp in responses]
+        assert statuses == [200] * 18, [resp.text for resp in responses if resp.status_code != 200]
+    finally:
+        r.close()
+
+
+def test_live_worker_keeps_its_slow_jobs_from_being_reclaimed(
+    stack_factory: StackFactory, triton_url: str
+) -> None:
+    """With a reclaim idle time shorter than each job, the holder's touches keep them its own:
+    a second worker reclaims nothing and no photo is computed twice."""
+    # A long deadline: three 3-megapixel photos take a while on two shared cores.
+    s = stack_factory(workers=1, claim_idle_ms=1000, claim_interval_s=0.2, request_deadline_s=120.0)
+    big = encode(dark_scene(1536, 2048), "JPEG", quality=90)  # seconds each on this CPU
+    before = inferences(triton_url)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        futures = [
+            pool.submit(s.client.post, "/enhance", files={"image": ("b.jpg", big)})
+            for _ in range(3)
+        ]
+        time.sleep(0.5)
+        other = s.add_worker("other")
+        statuses = [f.result(timeout=150).status_code for f in futures]
+    assert statuses == [200] * 3
+    assert inferences(triton_url) - before == 3
+    assert "reclaimed" not in other.tail(200)

@@ -15,7 +15,7 @@ import httpx
 from testkit.images import dark_scene, encode
 from testkit.machine import descendants, free_port
 from testkit.stack import wait_until
-from tests.conftest import LOG_DIR
+from tests.conftest import LOG_DIR, listening_addresses
 
 
 def _children(pid: int) -> dict[str, int]:
@@ -67,6 +67,11 @@ def test_run_starts_everything_restarts_the_dead_and_stops_on_sigterm(tmp_path: 
         assert set(found) == {"sllen-gateway", "sllen-worker", "sllen-triton"}
         for target in (t for targets in found.values() for t in targets):
             assert httpx.get(f"http://{target}/metrics").status_code == 200, target
+        # Triton's control API and Redis are for this host's processes only.
+        for name in ("TRITON_GRPC", "TRITON_HTTP", "TRITON_METRICS", "REDIS"):
+            assert listening_addresses(int(env[f"SLLEN_{name}_PORT"])) == {"127.0.0.1"}, name
+        triton_http = f"http://127.0.0.1:{env['SLLEN_TRITON_HTTP_PORT']}"
+        assert httpx.post(f"{triton_http}/v2/repository/models/sllen/unload").status_code >= 400
 
         os.kill(children["worker"], signal.SIGKILL)
         wait_until(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -98,3 +100,26 @@ def test_local_triton_runs_nice_unless_told_not_to() -> None:
 
     assert triton_argv()[:3] == ["nice", "-n", "10"]
     assert triton_argv(triton_nice=0)[0].endswith("tritonserver")
+
+
+def test_local_triton_binds_to_loopback_without_model_control(tmp_path: Path) -> None:
+    from service.local.supervisor import plan
+
+    def triton_argv(**kw: object) -> list[str]:
+        settings = Settings(
+            start_local_redis=False,
+            triton_nice=0,
+            state_dir=tmp_path,
+            **kw,  # type: ignore[arg-type]
+        )
+        return next(c.argv for c in plan(settings) if c.name == "triton")
+
+    argv = triton_argv()
+    for port in ("http", "grpc", "metrics"):
+        assert f"--{port}-address=127.0.0.1" in argv
+    assert "--model-control-mode=none" in argv and not any("--load-model" in a for a in argv)
+    served = Path(next(a for a in argv if a.startswith("--model-repository=")).split("=", 1)[1])
+    assert sorted(p.name for p in served.iterdir()) == ["sllen"]  # not the GPU-only sllen_trt
+    cluster = triton_argv(triton_bind_address="0.0.0.0", triton_model_control=True)
+    assert "--grpc-address=0.0.0.0" in cluster
+    assert {"--model-control-mode=explicit", "--load-model=sllen"} <= set(cluster)
