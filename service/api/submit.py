@@ -64,6 +64,7 @@ async def enhance(
         options=options,
         width=info.width,
         height=info.height,
+        output_format=imaging.answer_format(options.format, info.format),
         enqueued_at_ms=now_ms(),
         deadline_at_ms=now_ms() + int((deadline_s - time.perf_counter()) * 1000),
     )
@@ -96,6 +97,7 @@ async def submit_job(
         options=options,
         width=info.width,
         height=info.height,
+        output_format=imaging.answer_format(options.format, info.format),
         enqueued_at_ms=created,
         deadline_at_ms=created + int(s.job_deadline_s * 1000),
     )
