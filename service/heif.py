@@ -24,8 +24,9 @@ _HEIF_BRANDS = frozenset(
     {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 )
 # Every failure pi-heif documents for bad input (ValueError: invalid data; EOFError: truncated;
-# SyntaxError: unsupported feature; RuntimeError: other libheif errors; OSError: out of memory).
-_LIBHEIF_ERRORS = (ValueError, EOFError, SyntaxError, RuntimeError, OSError)
+# SyntaxError: unsupported feature; RuntimeError: other libheif errors; OSError: out of memory;
+# IndexError: a container without images).
+_LIBHEIF_ERRORS = (ValueError, EOFError, SyntaxError, RuntimeError, OSError, IndexError)
 
 
 @dataclass(frozen=True, slots=True)
