@@ -30,6 +30,11 @@ IdempotencyKey = Annotated[
     ),
 ]
 REPLAYED_HEADER = "Idempotent-Replayed"
+REPLAY_DOC = (
+    "With an Idempotency-Key seen before for the same photo and options (and API key), the first "
+    "job's answer, marked `Idempotent-Replayed: true`, and no second model run; the same key "
+    "with another body is 422 `idempotency_key_reused`."
+)
 # Failures that say nothing about the photo: a retry should run it again rather than see them.
 _RERUN_CODES = frozenset(
     {

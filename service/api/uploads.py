@@ -45,9 +45,13 @@ async def enhance_options(
         float | None, Query(alias="strength", ge=0, le=1, description=_STRENGTH_DOC)
     ] = None,
     mask_f: Annotated[bool | None, Form(alias="mask")] = None,
-    format_f: Annotated[RequestedFormat | None, Form(alias="format")] = None,
+    format_f: Annotated[
+        RequestedFormat | None, Form(alias="format", description=_FORMAT_DOC)
+    ] = None,
     quality_f: Annotated[int | None, Form(alias="quality", ge=1, le=100)] = None,
-    strength_f: Annotated[float | None, Form(alias="strength", ge=0, le=1)] = None,
+    strength_f: Annotated[
+        float | None, Form(alias="strength", ge=0, le=1, description=_STRENGTH_DOC)
+    ] = None,
     metadata_q: Annotated[
         MetadataPolicy | None,
         Query(

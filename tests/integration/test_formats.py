@@ -124,3 +124,16 @@ def test_async_job_records_the_options_it_was_asked_for(stack: Stack) -> None:
     image = stack.client.get(status["image_url"])
     assert image.headers["content-type"] == "image/jpeg"
     assert decode(image.content).shape == (40, 60, 3)
+
+
+def test_openapi_describes_formats_strength_and_idempotency(stack: Stack) -> None:
+    spec = stack.client.get("/openapi.json").json()
+    for path in ("/v1/enhance", "/v1/jobs"):
+        op = spec["paths"][path]["post"]
+        params = {p["name"]: p for p in op["parameters"]}
+        assert (
+            "avif" in str(params["format"]["schema"]) and "auto" in params["format"]["description"]
+        )
+        assert "strength" in params and params["Idempotency-Key"]["in"] == "header"
+        assert "idempotency_key_reused" in op["description"]
+        assert {"image/heic", "image/avif"} <= set(op["requestBody"]["content"])

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from service.api import submit
 from service.api.access import PrincipalDep
 from service.api.deps import ServicesDep
-from service.api.idempotency import REPLAYED_HEADER, IdempotencyKey, claim
+from service.api.idempotency import REPLAY_DOC, REPLAYED_HEADER, IdempotencyKey, claim
 from service.api.schemas import EnhanceWithMask
 from service.api.uploads import (
     IMAGE_CONTENT,
@@ -70,6 +70,7 @@ def _render(result: JobResult, options: EnhanceOptions, started: float, replayed
     responses=_RESPONSES,
     response_class=Response,
     summary="Enhance a photo",
+    description=REPLAY_DOC,
     openapi_extra=raw_body_openapi(),
 )
 @router.post(
@@ -77,6 +78,7 @@ def _render(result: JobResult, options: EnhanceOptions, started: float, replayed
     responses=_RESPONSES,
     response_class=Response,
     summary="Enhance a photo (v1)",
+    description=REPLAY_DOC,
     openapi_extra=raw_body_openapi(),
 )
 async def enhance(

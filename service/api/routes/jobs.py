@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from service.api import submit
 from service.api.access import PrincipalDep
 from service.api.deps import ServicesDep
-from service.api.idempotency import REPLAYED_HEADER, IdempotencyKey, claim
+from service.api.idempotency import REPLAY_DOC, REPLAYED_HEADER, IdempotencyKey, claim
 from service.api.problems import status_for
 from service.api.schemas import ModelInfo
 from service.api.uploads import (
@@ -72,6 +72,7 @@ class JobStatus(BaseModel):
     response_model=JobAccepted,
     responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
     summary="Queue a photo for enhancement",
+    description=REPLAY_DOC,
     openapi_extra=raw_body_openapi(),
 )
 async def create_job(
