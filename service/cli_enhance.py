@@ -15,7 +15,12 @@ from pathlib import Path
 
 from service.client import EnhanceResult, SllenClient, SllenError
 
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".heic", ".heif", ".avif"}
+FORMATS = ["auto", "png", "jpeg", "webp", "avif"]
+# An output file named .png gets a PNG, whatever was uploaded; a folder's outputs take the
+# extension of the format the service answered in.
+_BY_SUFFIX = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".avif": "avif"}
+_SUFFIX_OF = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "webp", "image/avif": "avif"}
 
 
 class Progress:
@@ -40,13 +45,14 @@ class Progress:
 
 
 def _one(
-    client: SllenClient, photo: Path, args: argparse.Namespace, want_mask: bool
+    client: SllenClient, photo: Path, args: argparse.Namespace, want_mask: bool, fmt: str
 ) -> EnhanceResult:
     kwargs = {
         "mask": want_mask,
-        "format": args.format,
+        "format": fmt,
         "quality": args.quality,
         "metadata": args.metadata,
+        "strength": args.strength,
     }
     if args.jobs:
         return client.wait(client.submit(photo, **kwargs))
@@ -66,8 +72,9 @@ def run(args: argparse.Namespace, default_url: str) -> int:
     mask_dest = Path(args.mask) if args.mask else None
     with SllenClient(args.url or default_url, api_key=args.api_key) as client:
         if source.is_file():
+            fmt = args.format or _BY_SUFFIX.get(output.suffix.lower(), "auto")
             try:
-                _write(_one(client, source, args, mask_dest is not None), output, mask_dest)
+                _write(_one(client, source, args, mask_dest is not None, fmt), output, mask_dest)
             except SllenError as exc:
                 print(f"{source}: {exc}", file=sys.stderr)
                 return 1
@@ -88,9 +95,11 @@ def _folder(
     failures: list[str] = []
 
     def task(photo: Path) -> None:
-        rel = photo.relative_to(source).with_suffix(f".{args.format}")
+        result = _one(client, photo, args, mask_dest is not None, args.format or "auto")
+        suffix = _SUFFIX_OF.get(result.content_type, "img")
+        rel = photo.relative_to(source).with_suffix(f".{suffix}")
         mask_out = mask_dest / rel.with_suffix(".png") if mask_dest else None
-        _write(_one(client, photo, args, mask_dest is not None), output / rel, mask_out)
+        _write(result, output / rel, mask_out)
 
     with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
         futures = {pool.submit(task, p): p for p in photos}
@@ -104,12 +113,27 @@ def _folder(
     return 1 if failures else 0
 
 
+def _strength(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("strength is between 0 and 1")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("photo", help="a photo, or a folder of photos (searched recursively)")
     parser.add_argument("-o", "--output", required=True, help="output file, or folder")
     parser.add_argument("--mask", help="also write the mask PNG here (a folder for a folder)")
-    parser.add_argument("--format", default="png", choices=["png", "jpeg", "webp"])
-    parser.add_argument("--quality", type=int, help="1-100, for jpeg and webp")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="auto: the photo's own family (HEIC as JPEG, BMP as PNG); default: from the output "
+        "file's extension, or auto for a folder",
+    )
+    parser.add_argument("--quality", type=int, help="1-100, for jpeg, webp and avif")
+    parser.add_argument(
+        "--strength", type=_strength, default=1.0, help="0 (the photo as sent) to 1 (default)"
+    )
     parser.add_argument("--metadata", default="strip", choices=["strip", "keep", "keep-all"])
     parser.add_argument("--jobs", action="store_true", help="use async jobs (submit, then poll)")
     parser.add_argument("--concurrency", type=int, default=4, help="photos in flight at once")

@@ -6,8 +6,11 @@
         Path("bright.png").write_bytes(result.image)
 
 Transient answers (429, 502, 503, 504 and connection errors) are retried with exponential backoff
-and jitter; a ``Retry-After`` header, when present, sets the wait. Other errors raise ``SllenError``
-carrying the server's problem+json. Only httpx is imported: the client does not need the server.
+and jitter; a ``Retry-After`` header, when present, sets the wait. Every upload carries an
+``Idempotency-Key`` (a new UUID per call unless one is given), the same on each of its retries, so
+a retry whose first answer was lost returns the first job instead of running the model twice.
+Other errors raise ``SllenError`` carrying the server's problem+json. Only httpx is imported: the
+client does not need the server.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import base64
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,15 +68,35 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)
 
 
-def _upload(
-    photo: Photo, mask: bool, fmt: str, quality: int | None, metadata: str
-) -> dict[str, Any]:
-    """The request arguments shared by every upload: options as query, photo as multipart."""
-    params = {"mask": "true" if mask else "false", "format": fmt, "metadata": metadata}
-    if quality is not None:
-        params["quality"] = str(quality)
+@dataclass(frozen=True)
+class Options:
+    """What to ask for: ``format`` auto (the upload's own family) or png, jpeg, webp, avif;
+    ``strength`` from 0 (the photo as sent) to 1 (the model's output)."""
+
+    mask: bool = False
+    format: str = "auto"
+    quality: int | None = None
+    metadata: str = "strip"
+    strength: float = 1.0
+
+
+def _upload(photo: Photo, options: Options, idempotency_key: str | None) -> dict[str, Any]:
+    """The request arguments shared by every upload: options as query, photo as multipart, and
+    the key that makes a retry of this call the same request."""
+    params = {
+        "mask": "true" if options.mask else "false",
+        "format": options.format,
+        "metadata": options.metadata,
+        "strength": f"{options.strength:g}",
+    }
+    if options.quality is not None:
+        params["quality"] = str(options.quality)
     data = photo.read_bytes() if isinstance(photo, Path) else photo
-    return {"params": params, "files": {"image": ("photo", data)}}
+    return {
+        "params": params,
+        "files": {"image": ("photo", data)},
+        "headers": {"Idempotency-Key": idempotency_key or str(uuid.uuid4())},
+    }
 
 
 def _raise_for_problem(response: httpx.Response) -> None:
@@ -151,13 +175,14 @@ class SllenClient:
         photo: Photo,
         *,
         mask: bool = False,
-        format: str = "png",
+        format: str = "auto",
         quality: int | None = None,
         metadata: str = "strip",
+        strength: float = 1.0,
+        idempotency_key: str | None = None,
     ) -> EnhanceResult:
-        response = self._send(
-            "POST", "/v1/enhance", **_upload(photo, mask, format, quality, metadata)
-        )
+        options = Options(mask, format, quality, metadata, strength)
+        response = self._send("POST", "/v1/enhance", **_upload(photo, options, idempotency_key))
         return _parse_enhance(response, mask)
 
     def submit(
@@ -165,12 +190,15 @@ class SllenClient:
         photo: Photo,
         *,
         mask: bool = False,
-        format: str = "png",
+        format: str = "auto",
         quality: int | None = None,
         metadata: str = "strip",
+        strength: float = 1.0,
+        idempotency_key: str | None = None,
     ) -> str:
-        """Queue an async job; returns its id."""
-        response = self._send("POST", "/v1/jobs", **_upload(photo, mask, format, quality, metadata))
+        """Queue an async job; returns its id (the first job's, for a key used before)."""
+        options = Options(mask, format, quality, metadata, strength)
+        response = self._send("POST", "/v1/jobs", **_upload(photo, options, idempotency_key))
         _raise_for_problem(response)
         return str(response.json()["id"])
 
@@ -251,11 +279,14 @@ class AsyncSllenClient:
         photo: Photo,
         *,
         mask: bool = False,
-        format: str = "png",
+        format: str = "auto",
         quality: int | None = None,
         metadata: str = "strip",
+        strength: float = 1.0,
+        idempotency_key: str | None = None,
     ) -> EnhanceResult:
+        options = Options(mask, format, quality, metadata, strength)
         response = await self._send(
-            "POST", "/v1/enhance", **_upload(photo, mask, format, quality, metadata)
+            "POST", "/v1/enhance", **_upload(photo, options, idempotency_key)
         )
         return _parse_enhance(response, mask)

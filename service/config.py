@@ -115,6 +115,7 @@ class Settings(BaseSettings):
     png_compress_level: int = Field(1, ge=0, le=9)
     jpeg_quality: int = Field(90, ge=1, le=100)
     webp_quality: int = Field(85, ge=1, le=100)
+    avif_quality: int = Field(75, ge=1, le=100)
 
     # --- local stack (`sllen run`): ports and where state and logs go
     workers: int = Field(1, ge=1, le=32)

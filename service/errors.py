@@ -8,6 +8,7 @@
     |   +-- InvalidOptions          bad option values                              (422)
     |   +-- MissingImage            no image field and no raw image body           (422)
     |   +-- BodyTooSlow             the body arrived slower than the minimum rate  (408)
+    |   +-- IdempotencyKeyReused    an Idempotency-Key already used for another body (422)
     +-- Unauthorized                missing or unknown API key                     (401)
     +-- RateLimited                 the key's request rate is over its limit       (429)
     +-- NotFound                    unknown or expired job (or another key's)      (404)
@@ -76,6 +77,10 @@ class MissingImage(InvalidOptions):
     code = "missing_image"
 
 
+class IdempotencyKeyReused(InvalidOptions):
+    code = "idempotency_key_reused"
+
+
 class NotFound(ServiceError):
     code = "not_found"
 
@@ -131,6 +136,7 @@ _BY_CODE: dict[str, type[ServiceError]] = {
         InvalidOptions,
         MissingImage,
         BodyTooSlow,
+        IdempotencyKeyReused,
         Unauthorized,
         NotFound,
         JobNotDone,

@@ -30,3 +30,28 @@ def encode(array: np.ndarray, fmt: str = "PNG", **params: object) -> bytes:
 def decode(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im)
+
+
+def encode_heic(array: np.ndarray, orientation: int = 1, **params: object) -> bytes:
+    """A HEIC written by pillow-heif's x265 (a test-only dependency: the service only decodes).
+    ``orientation`` (EXIF values 1-8) becomes the container's irot/imir, as phones write it."""
+    import pillow_heif
+
+    heif_file = pillow_heif.from_pillow(Image.fromarray(array))
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        heif_file.info["exif"] = exif.tobytes()
+    buf = io.BytesIO()
+    heif_file.save(buf, **{"quality": 90, **params})
+    return buf.getvalue()
+
+
+def encode_avif(array: np.ndarray, orientation: int = 1, **params: object) -> bytes:
+    """An AVIF from Pillow's libavif; ``orientation`` becomes the container's irot/imir."""
+    extra: dict[str, object] = {}
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        extra["exif"] = exif.tobytes()
+    return encode(array, "AVIF", **{"quality": 90, **extra, **params})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageCms
 
-from testkit.images import dark_scene, encode
+from testkit.images import dark_scene, encode, encode_avif, encode_heic
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,21 @@ def animated(fmt: str) -> bytes:
     return _save(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
 
 
+def heif_claiming(make: Callable[..., bytes], width: int, height: int) -> bytes:
+    """A real small HEIC or AVIF whose image size box (ispe) is rewritten to claim ``width`` x
+    ``height``: 64x64 is coded without a crop box, so that ispe is the only size there is."""
+    data = bytearray(make(dark_scene(64, 64)))
+    struct.pack_into(">II", data, data.find(b"ispe") + 8, width, height)
+    return bytes(data)
+
+
+def heif_garbled(make: Callable[..., bytes]) -> bytes:
+    """The boxes after ftyp (meta: the item list and locations) overwritten with zeros."""
+    data = make(dark_scene(60, 80))
+    ftyp = int.from_bytes(data[:4], "big")
+    return data[:ftyp] + bytes(200) + data[ftyp + 200 :]
+
+
 CASES: list[Case] = [
     # valid but odd: enhanced, at the upright size
     Case("png-16bit-rgb", png16_rgb, 200, (40, 24)),
@@ -125,6 +140,19 @@ CASES: list[Case] = [
     Case("webp-animated", lambda: animated("WEBP"), 200, (40, 30)),
     Case("bmp-24bit", lambda: _save(_rgb(20, 30), "BMP"), 200, (30, 20)),
     Case("bmp-8bit-palette", lambda: _save(_rgb(20, 30).convert("P"), "BMP"), 200, (30, 20)),
+    Case("heic", lambda: encode_heic(dark_scene(30, 50)), 200, (50, 30)),
+    Case("heic-rotated-irot", lambda: encode_heic(dark_scene(30, 50), 6), 200, (30, 50)),
+    Case("heic-mirrored-imir", lambda: encode_heic(dark_scene(30, 50), 2), 200, (50, 30)),
+    Case(
+        "heic-rgba",
+        lambda: encode_heic(np.dstack([dark_scene(30, 50), np.full((30, 50), 128, np.uint8)])),
+        200,
+        (50, 30),
+    ),
+    Case("heic-odd-size-cropped", lambda: encode_heic(dark_scene(17, 23)), 200, (23, 17)),
+    Case("avif", lambda: encode_avif(dark_scene(30, 50)), 200, (50, 30)),
+    Case("avif-rotated-irot", lambda: encode_avif(dark_scene(30, 50), 8), 200, (30, 50)),
+    Case("avif-lossless", lambda: encode_avif(dark_scene(30, 50), lossless=True), 200, (50, 30)),
     Case("tiny-1x1", lambda: encode(dark_scene(1, 1), "PNG"), 200, (1, 1)),
     Case("thin-4000x8", lambda: encode(dark_scene(8, 4000), "PNG"), 200, (4000, 8)),
     Case("tall-8x4000", lambda: encode(dark_scene(4000, 8), "PNG"), 200, (8, 4000)),
@@ -153,4 +181,12 @@ CASES: list[Case] = [
     Case("png-bomb-30000x30000", lambda: png_claiming(30000, 30000), 413),
     Case("jpeg-bomb-65000x65000", lambda: jpeg_claiming(65000, 65000), 413),
     Case("png-side-over-4096", lambda: png_claiming(5000, 10), 413),
+    Case("heic-ftyp-only", lambda: struct.pack(">I", 24) + b"ftypheic\0\0\0\0mif1heic", 400),
+    Case("heic-truncated", lambda: encode_heic(dark_scene(200, 300))[:3000], 400),
+    Case("heic-garbled-meta", lambda: heif_garbled(encode_heic), 400),
+    Case("avif-truncated", lambda: encode_avif(dark_scene(200, 300))[:1500], 400),
+    Case("avif-garbled-meta", lambda: heif_garbled(encode_avif), 400),
+    Case("heic-bomb-60000x60000", lambda: heif_claiming(encode_heic, 60000, 60000), 413),
+    Case("avif-bomb-60000x60000", lambda: heif_claiming(encode_avif, 60000, 60000), 413),
+    Case("heic-side-over-4096", lambda: heif_claiming(encode_heic, 5000, 64), 413),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -10,15 +11,24 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from service import imaging, metrics
+from service.api import idempotency
 from service.api.deps import Services
 from service.errors import (
     Cancelled,
     DeadlineExceeded,
+    IdempotencyKeyReused,
     ModelUnavailable,
+    Overloaded,
     PayloadTooLarge,
     error_from_code,
 )
 from service.queue.jobs import EnhanceOptions, Job, JobRecord, JobResult, new_job_id, now_ms
+from service.queue.streams import Earlier, Once
+
+# Rounds of claim-then-look when an earlier job with the key keeps ending in a rerun-worthy
+# failure or expiring in between: more than two means something else is racing on the key.
+_CLAIM_TRIES = 3
+_REPLAY_POLL_S = 0.05
 
 
 async def validate_upload(data: bytes, services: Services) -> imaging.ImageInfo:
@@ -53,14 +63,72 @@ async def _wait_unless_gone(
     raise Cancelled("the client closed the connection")
 
 
+def _same_body(earlier: Earlier, once: Once | None) -> None:
+    if once is not None and earlier.fingerprint != once.fingerprint:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used for another photo or other options; "
+            "use a new key for a new request"
+        )
+
+
+async def _poll_result(services: Services, job_id: str, deadline_s: float) -> JobResult | None:
+    """The result of a job another request is waiting for (its wake-up goes to that request's
+    gateway): a replay is rare, so it polls."""
+    while True:
+        result = await services.queue.get_result(job_id)
+        if result is not None or time.perf_counter() >= deadline_s:
+            return result
+        await asyncio.sleep(_REPLAY_POLL_S)
+
+
+async def _run_once(
+    services: Services,
+    job: Job,
+    data: bytes,
+    deadline_s: float,
+    client_gone: Callable[[], Coroutine[Any, Any, None]],
+    once: Once | None,
+) -> tuple[JobResult | None, bool]:
+    """Queue the job and wait for it, or, with an Idempotency-Key seen before for this body,
+    wait for the earlier job instead. Returns the result (None: out of time) and whether it is
+    the earlier job's."""
+    for _ in range(_CLAIM_TRIES):
+        future = services.waiter.register(job.id)
+        try:
+            earlier = await services.queue.enqueue(job, data, once=once)
+        except BaseException:
+            services.waiter.forget(job.id)
+            raise
+        if earlier is None:
+            arrived = await _wait_unless_gone(services, job, future, deadline_s, client_gone)
+            if not arrived:
+                return None, False
+            # Read once and deleted: nobody else asks for a sync result, and it is ~0.5 MB a
+            # photo. Under an Idempotency-Key it stays for its TTL, for a retry whose first
+            # answer was lost on the way.
+            if once is None:
+                return await services.queue.take_result(job.id), False
+            return await services.queue.get_result(job.id), False
+        services.waiter.forget(job.id)
+        _same_body(earlier, once)
+        result = await _poll_result(services, earlier.job_id, deadline_s)
+        if not idempotency.worth_rerunning(result):
+            return result, True
+        assert once is not None
+        once = dataclasses.replace(once, replace=earlier.claim)
+    raise Overloaded("the request's Idempotency-Key is contended; retry", retry_after_s=1)
+
+
 async def enhance(
     data: bytes,
     options: EnhanceOptions,
     services: Services,
     started: float,
     client_gone: Callable[[], Coroutine[Any, Any, None]],
-) -> JobResult:
-    """Run one upload through the queue and return its successful result, or raise its error."""
+    once: Once | None = None,
+) -> tuple[JobResult, bool]:
+    """Run one upload through the queue and return its successful result (and whether it is a
+    replay of an earlier request's), or raise its error."""
     s = services.settings
     info = await validate_upload(data, services)
     deadline_s = started + s.request_deadline_s
@@ -70,18 +138,11 @@ async def enhance(
         options=options,
         width=info.width,
         height=info.height,
+        output_format=imaging.answer_format(options.format, info.format),
         enqueued_at_ms=now_ms(),
         deadline_at_ms=now_ms() + int((deadline_s - time.perf_counter()) * 1000),
     )
-    future = services.waiter.register(job.id)
-    try:
-        await services.queue.enqueue(job, data)
-    except BaseException:
-        services.waiter.forget(job.id)
-        raise
-    arrived = await _wait_unless_gone(services, job, future, deadline_s, client_gone)
-    # Read once and deleted: nobody else asks for a sync result, and it is ~0.5 MB a photo.
-    result = await services.queue.take_result(job.id) if arrived else None
+    result, replayed = await _run_once(services, job, data, deadline_s, client_gone, once)
     if result is None:
         if not await services.model.is_ready():
             # Workers keep retrying while the model is away; this client should come back later.
@@ -92,13 +153,18 @@ async def enhance(
     metrics.QUEUE_WAIT.observe(result.queue_ms / 1000)
     if result.status != "done":
         raise error_from_code(result.error_code or "job_failed", result.error_detail or "failed")
-    return result
+    return result, replayed
 
 
 async def submit_job(
-    data: bytes, options: EnhanceOptions, services: Services, owner: str | None
-) -> JobRecord:
-    """Queue an async job; the client polls GET /v1/jobs/{id} for it."""
+    data: bytes,
+    options: EnhanceOptions,
+    services: Services,
+    owner: str | None,
+    once: Once | None = None,
+) -> tuple[JobRecord, bool]:
+    """Queue an async job; the client polls GET /v1/jobs/{id} for it. With an Idempotency-Key
+    seen before for this body, the earlier job's record instead (and True)."""
     s = services.settings
     info = await validate_upload(data, services)
     created = now_ms()
@@ -108,6 +174,7 @@ async def submit_job(
         options=options,
         width=info.width,
         height=info.height,
+        output_format=imaging.answer_format(options.format, info.format),
         enqueued_at_ms=created,
         deadline_at_ms=created + int(s.job_deadline_s * 1000),
     )
@@ -119,5 +186,16 @@ async def submit_job(
         created_at_ms=created,
         owner=owner,
     )
-    await services.queue.enqueue(job, data, record)
-    return record
+    for _ in range(_CLAIM_TRIES):
+        earlier = await services.queue.enqueue(job, data, record, once)
+        if earlier is None:
+            return record, False
+        _same_body(earlier, once)
+        result = await services.queue.get_result(earlier.job_id)
+        if not idempotency.worth_rerunning(result):
+            first = await services.queue.get_record(earlier.job_id)
+            if first is not None:
+                return first, True
+        assert once is not None
+        once = dataclasses.replace(once, replace=earlier.claim)
+    raise Overloaded("the request's Idempotency-Key is contended; retry", retry_after_s=1)

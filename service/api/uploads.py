@@ -8,26 +8,50 @@ from fastapi import Depends, File, Form, Query, Request, UploadFile
 
 from service.api.schemas import Problem
 from service.errors import MissingImage, PayloadTooLarge
-from service.imaging import MetadataPolicy, OutputFormat
+from service.imaging import MetadataPolicy, RequestedFormat
 from service.queue.jobs import EnhanceOptions
 
 ImageFile = Annotated[
     UploadFile | None,
-    File(description="JPEG, PNG, WebP or BMP; the type is read from the bytes"),
+    File(description="JPEG, PNG, WebP, BMP, HEIC/HEIF or AVIF; the type is read from the bytes"),
 ]
 # Mobile clients often send the photo itself as the body; the type is still read from the bytes.
 RAW_BODY_TYPES = frozenset(
-    {"image/jpeg", "image/png", "image/webp", "image/bmp", "application/octet-stream"}
+    {
+        "image/jpeg",
+        "image/png",
+        "image/webp",
+        "image/bmp",
+        "image/heic",
+        "image/heif",
+        "image/avif",
+        "application/octet-stream",
+    }
 )
+_FORMAT_DOC = (
+    "auto (default): the upload's own family (JPEG, PNG, WebP and AVIF as sent; HEIC as JPEG; "
+    "BMP as PNG); png, jpeg, webp or avif force one"
+)
+_STRENGTH_DOC = "0: the upload as sent (upright), 1 (default): the model's output; between, a blend"
 
 
 async def enhance_options(
     mask_q: Annotated[bool | None, Query(alias="mask")] = None,
-    format_q: Annotated[OutputFormat | None, Query(alias="format")] = None,
+    format_q: Annotated[
+        RequestedFormat | None, Query(alias="format", description=_FORMAT_DOC)
+    ] = None,
     quality_q: Annotated[int | None, Query(alias="quality", ge=1, le=100)] = None,
+    strength_q: Annotated[
+        float | None, Query(alias="strength", ge=0, le=1, description=_STRENGTH_DOC)
+    ] = None,
     mask_f: Annotated[bool | None, Form(alias="mask")] = None,
-    format_f: Annotated[OutputFormat | None, Form(alias="format")] = None,
+    format_f: Annotated[
+        RequestedFormat | None, Form(alias="format", description=_FORMAT_DOC)
+    ] = None,
     quality_f: Annotated[int | None, Form(alias="quality", ge=1, le=100)] = None,
+    strength_f: Annotated[
+        float | None, Form(alias="strength", ge=0, le=1, description=_STRENGTH_DOC)
+    ] = None,
     metadata_q: Annotated[
         MetadataPolicy | None,
         Query(
@@ -42,10 +66,15 @@ async def enhance_options(
     async without awaiting: a plain def dependency would cost a thread hop per request."""
     return EnhanceOptions(
         mask=mask_f if mask_f is not None else bool(mask_q),
-        format=format_f or format_q or "png",
+        format=format_f or format_q or "auto",
         quality=quality_f if quality_f is not None else quality_q,
         metadata=metadata_f or metadata_q or "strip",
+        strength=_first(strength_f, strength_q, 1.0),
     )
+
+
+def _first(*values: float | None) -> float:
+    return next(v for v in values if v is not None)
 
 
 OptionsDep = Annotated[EnhanceOptions, Depends(enhance_options)]
@@ -84,4 +113,9 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 BINARY = {"schema": {"type": "string", "format": "binary"}}
-IMAGE_CONTENT = {"image/png": BINARY, "image/jpeg": BINARY, "image/webp": BINARY}
+IMAGE_CONTENT = {
+    "image/png": BINARY,
+    "image/jpeg": BINARY,
+    "image/webp": BINARY,
+    "image/avif": BINARY,
+}

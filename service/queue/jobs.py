@@ -13,7 +13,7 @@ from typing import Literal
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.imaging import MetadataPolicy, OutputFormat
+from service.imaging import MetadataPolicy, OutputFormat, RequestedFormat
 
 
 def new_job_id() -> str:
@@ -29,9 +29,10 @@ class EnhanceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mask: bool = False
-    format: OutputFormat = "png"
+    format: RequestedFormat = "auto"
     quality: int | None = Field(None, ge=1, le=100)
     metadata: MetadataPolicy = "strip"
+    strength: float = Field(1.0, ge=0.0, le=1.0)
 
 
 class Job(BaseModel):
@@ -44,6 +45,15 @@ class Job(BaseModel):
     height: int
     enqueued_at_ms: int
     deadline_at_ms: int
+    # The answer's format, resolved by the gateway from the options and the upload's type.
+    output_format: OutputFormat | None = None
+
+    @property
+    def answer_format(self) -> OutputFormat:
+        """``output_format``; for a job queued without one, the format its options named."""
+        if self.output_format is not None:
+            return self.output_format
+        return "png" if self.options.format == "auto" else self.options.format
 
     def expired(self, at_ms: int | None = None) -> bool:
         return (at_ms if at_ms is not None else now_ms()) >= self.deadline_at_ms

@@ -36,6 +36,10 @@ class Keys:
     def attempts(self, job_id: str) -> str:
         return f"{self.prefix}:attempts:{job_id}"
 
+    def idempotency(self, principal: str | None, key_digest: str) -> str:
+        """The job an Idempotency-Key created, per API key (``-`` when keys are off)."""
+        return f"{self.prefix}:idem:{principal or '-'}:{key_digest}"
+
     def rate(self, principal: str, window: int) -> str:
         return f"{self.prefix}:rate:{principal}:{window}"
 

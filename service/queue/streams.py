@@ -70,15 +70,28 @@ class QueueStats:
 
 # The admission checks and the writes in one atomic round trip: as XLEN then MULTI, two gateways
 # could both pass a nearly full queue, and every request paid a second round trip (~0.3 ms at
-# concurrency 1 on the 2-core Xeon). Memory: with a maxmemory cap, new work is refused once
-# used_memory reaches ARGV[8] of it, so the results of jobs already queued still fit under the
-# cap (noeviction: past it, every write fails). INFO memory costs ~10 us inside Redis.
+# concurrency 1 on the 2-core Xeon). With an Idempotency-Key (KEYS[5]) the lookup of an earlier
+# job and the claim of the key go in the same script, so two identical requests racing each
+# other make one job: the second gets the first's "job_id fingerprint" back. An earlier job
+# counts while its record, result or upload exists; ARGV[13] names a claim to take over (the
+# earlier job ended in a failure worth running again). Memory: with a maxmemory cap, new work
+# is refused once used_memory reaches ARGV[14] of it, so the results of jobs already queued
+# still fit under the cap (noeviction: past it, every write fails). INFO memory costs ~10 us.
 _ENQUEUE = """
+if ARGV[8] ~= '' then
+  local seen = redis.call('GET', KEYS[5])
+  if seen and seen ~= ARGV[13] then
+    local id = string.match(seen, '^[^ ]+')
+    if redis.call('EXISTS', ARGV[10] .. id, ARGV[11] .. id, ARGV[12] .. id) > 0 then
+      return seen
+    end
+  end
+end
 local info = redis.call('INFO', 'memory')
 local cap = tonumber(string.match(info, '\\nmaxmemory:(%d+)') or '0')
 if cap > 0 then
   local used = tonumber(string.match(info, '\\nused_memory:(%d+)'))
-  if used >= cap * tonumber(ARGV[8]) then return -1 end
+  if used >= cap * tonumber(ARGV[14]) then return -1 end
 end
 if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
@@ -86,9 +99,30 @@ if ARGV[6] ~= '' then
   redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[7])
   redis.call('SET', KEYS[4], 'queued', 'PX', ARGV[7])
 end
+if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[5], ARGV[8], 'PX', ARGV[9])
+end
 redis.call('XADD', KEYS[1], '*', ARGV[4], ARGV[5])
 return 1
 """
+
+
+@dataclass(frozen=True, slots=True)
+class Once:
+    """An Idempotency-Key claim: its Redis key and the fingerprint of the request's body."""
+
+    key: str
+    fingerprint: str
+    replace: str = ""  # an earlier claim ("job_id fingerprint") to take over
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """The job an Idempotency-Key already made."""
+
+    job_id: str
+    fingerprint: str
+    claim: str
 
 
 class _GroupMissing(QueueUnavailable):
@@ -127,17 +161,30 @@ class JobQueue:
                 f"Redis failed creating the group: {type(exc).__name__}"
             ) from exc
 
-    async def enqueue(self, job: Job, upload: bytes, record: JobRecord | None = None) -> None:
-        """Queue a job; with a ``record`` it is an async job that clients can look up."""
+    async def enqueue(
+        self, job: Job, upload: bytes, record: JobRecord | None = None, once: Once | None = None
+    ) -> Earlier | None:
+        """Queue a job; with a ``record`` it is an async job that clients can look up. With
+        ``once``, the job the same Idempotency-Key made earlier, if it still exists, is returned
+        instead and nothing is queued."""
         ttl_s = self.settings.upload_ttl_s
         record_json, record_ttl_ms = b"", 0
+        life_ms = max(job.deadline_at_ms - now_ms(), 1) + ttl_s * 1000
         if record is not None:
             record_json = record.model_dump_json().encode()
-            record_ttl_ms = max(job.deadline_at_ms - now_ms(), 1) + ttl_s * 1000
+            record_ttl_ms = life_ms
         k = self.keys
-        queued = await _guard(
+        keys = [k.stream, k.upload(job.id), k.record(job.id), k.state(job.id)]
+        claim: list[Any] = ["", 0, "", "", "", ""]
+        if once is not None:
+            keys.append(once.key)
+            # The claim outlives the job's result: it is only honoured while the job exists.
+            claim_ms = life_ms + self.settings.result_ttl_s * 1000
+            claim = [f"{job.id} {once.fingerprint}", claim_ms, k.record(""), k.result("")]
+            claim += [k.upload(""), once.replace]
+        reply: Any = await _guard(
             self._enqueue(
-                keys=[k.stream, k.upload(job.id), k.record(job.id), k.state(job.id)],
+                keys=keys,
                 args=[
                     self.settings.max_queue_length,
                     upload,
@@ -146,17 +193,23 @@ class JobQueue:
                     job.model_dump_json().encode(),
                     record_json,
                     record_ttl_ms,
+                    *claim,
                     self.settings.redis_admit_memory_fraction,
                 ],
             ),
             "enqueue",
         )
-        if queued == 0:
+        if isinstance(reply, bytes):
+            seen = reply.decode()
+            job_id, _, fingerprint = seen.partition(" ")
+            return Earlier(job_id, fingerprint, seen)
+        if reply == 0:
             raise Overloaded("the job queue is full", retry_after_s=self.settings.retry_after_s)
-        if queued < 0:
+        if reply < 0:
             raise Overloaded(
                 "Redis is near its memory cap", retry_after_s=self.settings.retry_after_s
             )
+        return None
 
     async def get_record(self, job_id: str) -> JobRecord | None:
         raw: Any = await _guard(self.redis.get(self.keys.record(job_id)), "GET record")

@@ -1,9 +1,14 @@
-// The sllen web page: upload with progress, then a before/after slider, a toggleable mask overlay
-// with its legend, and a download. Plain JS, no dependencies: nothing is fetched from a CDN.
+// The sllen web page: upload with progress, then a before/after slider, a strength slider, a
+// toggleable mask overlay with its legend, and a download. Plain JS, no dependencies: nothing is
+// fetched from a CDN. Strength is previewed and downloaded without uploading again: the browser
+// mixes the photo as sent and the enhanced one by opacity, in sRGB values, as the service's
+// `strength` does.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let objectUrls = [];
+let answer = null; // the enhanced photo: {blob, type, name}
+const EXTENSIONS = { "image/jpeg": "jpg", "image/png": "png", "image/webp": "webp", "image/avif": "avif" };
 
 function show(id, visible) { $(id).hidden = !visible; }
 
@@ -34,7 +39,7 @@ function enhance(file) {
   const form = new FormData();
   form.append("image", file);
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/v1/enhance?mask=true&format=jpeg&quality=92");
+  xhr.open("POST", "/v1/enhance?mask=true");  // format=auto: the answer in the photo's family
   const key = $("apikey").value.trim();
   if (key) xhr.setRequestHeader("Authorization", "Bearer " + key);
   xhr.responseType = "json";
@@ -64,10 +69,17 @@ function render(file, body) {
   const afterBlob = b64ToBlob(body.image.data, body.image.content_type);
   const afterUrl = URL.createObjectURL(afterBlob);
   objectUrls.push(beforeUrl, afterUrl);
+  const type = body.image.content_type;
+  const name = (file.name.replace(/\.[^.]+$/, "") || "photo") + "-enhanced.";
+  answer = { blob: afterBlob, type, name };
+  $("before").onerror = () => previewable(false);
+  $("before").onload = () => previewable(true);
   $("before").src = beforeUrl;
   $("after").src = afterUrl;
   $("download").href = afterUrl;
-  $("download").download = (file.name.replace(/\.[^.]+$/, "") || "photo") + "-enhanced.jpg";
+  $("download").download = name + (EXTENSIONS[type] || "img");
+  $("strength").value = 100;
+  setStrength(100);
   drawMask(body);
   renderLegend(body.classes);
   const t = body.timing_ms;
@@ -108,6 +120,42 @@ function renderLegend(classes) {
   }));
 }
 
+function previewable(ok) {
+  // HEIC shows only in Safari: elsewhere there is no "before" to compare or blend with.
+  $("strength").disabled = !ok; $("slider").disabled = !ok;
+  show("no-preview", !ok);
+  if (!ok) { setSlider(0); setStrength(100); }
+}
+
+function setStrength(value) {
+  $("after").style.opacity = value / 100;
+  $("strength-value").textContent = value + "%";
+}
+
+function blended() {
+  // The download at the chosen strength: the same mix as on screen, at full size.
+  const before = $("before"), after = $("after"), strength = Number($("strength").value) / 100;
+  const canvas = document.createElement("canvas");
+  canvas.width = after.naturalWidth; canvas.height = after.naturalHeight;
+  const ctx = canvas.getContext("2d");
+  ctx.drawImage(before, 0, 0, canvas.width, canvas.height);
+  ctx.globalAlpha = strength;
+  ctx.drawImage(after, 0, 0);
+  const type = answer.type === "image/png" ? "image/png" : "image/jpeg";
+  return new Promise((resolve) => canvas.toBlob((blob) => resolve([blob, type]), type, 0.92));
+}
+
+async function download(e) {
+  if (Number($("strength").value) === 100 || $("strength").disabled) return; // the answer as is
+  e.preventDefault();
+  const [blob, type] = await blended();
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = url; link.download = answer.name + EXTENSIONS[type];
+  document.body.append(link); link.click(); link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 function setSlider(value) {
   $("after-wrap").style.clipPath = `inset(0 0 0 ${value}%)`;
   $("divider").style.left = value + "%";
@@ -125,6 +173,8 @@ function init() {
     if (e.dataTransfer.files[0]) enhance(e.dataTransfer.files[0]);
   });
   $("slider").addEventListener("input", (e) => setSlider(Number(e.target.value)));
+  $("strength").addEventListener("input", (e) => setStrength(Number(e.target.value)));
+  $("download").addEventListener("click", download);
   $("show-mask").addEventListener("change", (e) => {
     show("overlay", e.target.checked); show("legend", e.target.checked);
   });

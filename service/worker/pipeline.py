@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from service import imaging, metrics, tiling
+from service import colour, imaging, metrics, tiling
 from service.batching import backoff_s, group_by_shape
 from service.config import Settings
 from service.errors import DeadlineExceeded, InputError, JobFailed, ModelUnavailable, ServiceError
@@ -42,6 +42,7 @@ class Work:
     height: int = 0
     width: int = 0
     exif: bytes | None = None
+    original: U8 | None = None  # the upright input, kept only to blend with when strength < 1
     tiles: list[tiling.Tile] | None = None  # None: the whole (padded) image is one part
     outputs: dict[int, tuple[U8, U8 | None]] = field(default_factory=dict)  # mask if asked
     parts_total: int = 1
@@ -115,6 +116,8 @@ class Pipeline:
         metrics.CODEC.labels("decode").observe(time.perf_counter() - started)
         rgb = decoded.rgb
         work.height, work.width, work.exif = rgb.shape[0], rgb.shape[1], decoded.exif
+        if work.job.options.strength < 1.0:
+            work.original = rgb
         s = self.settings
         if rgb.shape[0] * rgb.shape[1] <= s.tile_above_pixels:
             return [
@@ -216,7 +219,7 @@ class Pipeline:
             id=work.job.id,
             status="done",
             image=image_bytes,
-            image_content_type=imaging.CONTENT_TYPES[work.job.options.format],
+            image_content_type=imaging.CONTENT_TYPES[work.job.answer_format],
             mask=mask_bytes,
             width=work.width,
             height=work.height,
@@ -231,14 +234,17 @@ class Pipeline:
     def _encode(self, work: Work) -> tuple[bytes, bytes | None]:
         s, job = self.settings, work.job
         enhanced, mask = self._assemble(work)
+        if work.original is not None:  # after the model: strength costs no model time
+            enhanced = colour.blend(work.original, enhanced, job.options.strength)
         image = imaging.encode_image(
             np.ascontiguousarray(enhanced),
-            job.options.format,
+            job.answer_format,
             quality=job.options.quality,
             exif=work.exif,
             png_compress_level=s.png_compress_level,
             jpeg_quality=s.jpeg_quality,
             webp_quality=s.webp_quality,
+            avif_quality=s.avif_quality,
         )
         mask_png = None
         if mask is not None:

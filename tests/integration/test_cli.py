@@ -69,3 +69,24 @@ def test_library_job_round_trip(stack: Stack) -> None:
         job_id = client.submit(encode(dark_scene(30, 30), "PNG"), mask=True)
         result = client.wait(job_id, poll_s=0.1)
     assert decode(result.image).shape == (30, 30, 3) and result.mask is not None
+
+
+def test_phone_formats_answer_in_their_family_and_a_named_file_decides(
+    stack: Stack, tmp_path: Path
+) -> None:
+    from tests.images import encode_avif, encode_heic
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.heic").write_bytes(encode_heic(dark_scene(40, 50)))
+    (src / "b.avif").write_bytes(encode_avif(dark_scene(40, 50)))
+    (src / "c.jpg").write_bytes(encode(dark_scene(40, 50), "JPEG"))
+    out = tmp_path / "out"
+    done = _sllen(str(src), "-o", str(out), "--url", stack.url)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["a.jpeg", "b.avif", "c.jpeg"]
+    single = tmp_path / "one.png"
+    done = _sllen(str(src / "a.heic"), "-o", str(single), "--strength", "0", "--url", stack.url)
+    assert done.returncode == 0, done.stderr
+    assert single.read_bytes().startswith(b"\x89PNG")
+    assert _sllen(str(src / "a.heic"), "-o", str(single), "--strength", "2").returncode == 2

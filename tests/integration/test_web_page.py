@@ -118,3 +118,50 @@ def test_error_is_shown_for_a_non_image(browser, stack: Stack) -> None:  # type:
     page.wait_for_selector("#error:not([hidden])", timeout=30_000)
     assert "not a JPEG" in page.locator("#error").inner_text()
     page.close()
+
+
+def test_strength_slider_blends_in_the_page_without_uploading_again(browser, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+    uploads: list[str] = []
+    page.on("request", lambda r: uploads.append(r.url) if r.method == "POST" else None)
+    _upload(page, stack)
+    page.locator("#slider").fill("0")  # all "after", so the strength is what shows
+    compare = page.locator("#compare")
+    lumas = []
+    for value in ("0", "50", "100"):
+        page.locator("#strength").fill(value)
+        lumas.append(_luma(compare.screenshot(path=str(SHOTS / f"strength-{value}.png"))))
+    assert lumas[0] + 5 < lumas[1] < lumas[2] - 5, lumas
+    assert page.locator("#strength-value").inner_text() == "100%"
+
+    page.locator("#strength").fill("50")
+    with page.expect_download() as info:
+        page.locator("#download").click()
+    data = Path(info.value.path()).read_bytes()
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.size == (450, 300) and im.format == "JPEG"
+        half = float(np.asarray(im.convert("L"), dtype=np.float32).mean())
+    with Image.open(io.BytesIO(PHOTO)) as im:
+        dark = float(np.asarray(im.convert("L"), dtype=np.float32).mean())
+    assert dark + 5 < half
+    assert len(uploads) == 1  # the slider and the download made no second upload
+    page.close()
+
+
+def test_a_heic_photo_is_enhanced_even_where_the_browser_cannot_show_it(
+    browser, stack: Stack
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.images import encode_heic
+
+    page = browser.new_page()
+    page.goto(stack.url + "/")
+    heic = encode_heic(dark_scene(120, 160, peak=45))
+    page.set_input_files(
+        "#file", files=[{"name": "IMG_0001.HEIC", "mimeType": "image/heic", "buffer": heic}]
+    )
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    page.wait_for_function("document.getElementById('after').complete")
+    page.wait_for_selector("#no-preview:not([hidden])")  # Chromium shows no HEIC
+    assert page.locator("#strength").is_disabled()
+    assert page.locator("#download").get_attribute("download") == "IMG_0001-enhanced.jpg"
+    page.close()

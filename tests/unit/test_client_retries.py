@@ -50,3 +50,24 @@ def test_client_raises_the_problem_of_a_permanent_error() -> None:
         client.enhance(b"x")
     assert info.value.status == 415 and info.value.problem["code"] == "unsupported_media_type"
     assert len(seen) == 1
+
+
+def test_retries_of_one_call_share_one_idempotency_key() -> None:
+    transport, seen = _scripted(
+        httpx.Response(503, headers={"Retry-After": "0"}, json={"code": "overloaded"}),
+        httpx.Response(202, json={"id": "job-1"}),
+        httpx.Response(202, json={"id": "job-2"}),
+    )
+    with SllenClient("http://svc", transport=transport) as client:
+        assert client.submit(b"photo", strength=0.4) == "job-1"
+        assert client.submit(b"photo") == "job-2"
+    keys = [r.headers["idempotency-key"] for r in seen]
+    assert keys[0] == keys[1] != keys[2]  # the retry repeats it; a new call gets a new one
+    assert seen[0].url.params["strength"] == "0.4" and seen[0].url.params["format"] == "auto"
+
+
+def test_a_given_idempotency_key_is_sent_as_is() -> None:
+    transport, seen = _scripted(httpx.Response(200, content=b"J", headers={"content-type": "x"}))
+    with SllenClient("http://svc", transport=transport) as client:
+        client.enhance(b"photo", idempotency_key="order-17-photo-3")
+    assert seen[0].headers["idempotency-key"] == "order-17-photo-3"

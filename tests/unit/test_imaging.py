@@ -136,12 +136,13 @@ def test_pad_for_model_rounds_up_to_buckets(
     assert (padded[: shape[0], : shape[1]] == image).all()  # the photo itself is untouched
 
 
-@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp"])
+ENCODE_DEFAULTS = {"png_compress_level": 1, "jpeg_quality": 90, "webp_quality": 85}
+
+
+@pytest.mark.parametrize("fmt", ["png", "jpeg", "webp", "avif"])
 def test_encode_roundtrip(fmt: imaging.OutputFormat) -> None:
     rgb = dark_scene(30, 50, peak=255)
-    data = imaging.encode_image(
-        rgb, fmt, quality=95, png_compress_level=1, jpeg_quality=90, webp_quality=85
-    )
+    data = imaging.encode_image(rgb, fmt, quality=95, avif_quality=75, **ENCODE_DEFAULTS)
     back = decode(data)
     assert back.shape == rgb.shape
     if fmt == "png":
@@ -205,6 +206,7 @@ def test_metadata_policy(policy: imaging.MetadataPolicy, make: str | None, gps: 
         png_compress_level=1,
         jpeg_quality=90,
         webp_quality=80,
+        avif_quality=75,
     )
     exif = _exif_of(out)
     assert exif.get(0x010F) == make
@@ -254,9 +256,13 @@ def test_a_jpeg_with_an_icc_profile_is_converted_on_the_fast_path_too(
 ) -> None:
     from PIL import ImageCms
 
+    from service import colour
+
     seen: list[bytes | None] = []
-    convert = imaging._to_srgb
-    monkeypatch.setattr(imaging, "_to_srgb", lambda a, icc: seen.append(icc) or convert(a, icc))
+    convert = colour.to_srgb
+    monkeypatch.setattr(
+        colour, "to_srgb", lambda a, icc, nclx=None: seen.append(icc) or convert(a, icc, nclx)
+    )
 
     rgb = dark_scene(20, 30, peak=200)
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

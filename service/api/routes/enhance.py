@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from service.api import submit
 from service.api.access import PrincipalDep
 from service.api.deps import ServicesDep
+from service.api.idempotency import REPLAY_DOC, REPLAYED_HEADER, IdempotencyKey, claim
 from service.api.schemas import EnhanceWithMask
 from service.api.uploads import (
     IMAGE_CONTENT,
@@ -36,9 +37,10 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _render(result: JobResult, options: EnhanceOptions, started: float) -> Response:
+def _render(result: JobResult, options: EnhanceOptions, started: float, replayed: bool) -> Response:
+    headers = {REPLAYED_HEADER: "true"} if replayed else None
     if not options.mask:
-        return Response(result.image or b"", media_type=result.image_content_type)
+        return Response(result.image or b"", media_type=result.image_content_type, headers=headers)
     body = EnhanceWithMask.model_validate(
         {
             "width": result.width,
@@ -60,7 +62,7 @@ def _render(result: JobResult, options: EnhanceOptions, started: float) -> Respo
             },
         }
     )
-    return JSONResponse(body.model_dump())
+    return JSONResponse(body.model_dump(), headers=headers)
 
 
 @router.post(
@@ -68,6 +70,7 @@ def _render(result: JobResult, options: EnhanceOptions, started: float) -> Respo
     responses=_RESPONSES,
     response_class=Response,
     summary="Enhance a photo",
+    description=REPLAY_DOC,
     openapi_extra=raw_body_openapi(),
 )
 @router.post(
@@ -75,13 +78,15 @@ def _render(result: JobResult, options: EnhanceOptions, started: float) -> Respo
     responses=_RESPONSES,
     response_class=Response,
     summary="Enhance a photo (v1)",
+    description=REPLAY_DOC,
     openapi_extra=raw_body_openapi(),
 )
 async def enhance(
     request: Request,
     services: ServicesDep,
-    _: PrincipalDep,
+    principal: PrincipalDep,
     options: OptionsDep,
+    idempotency_key: IdempotencyKey = None,
     image: ImageFile = None,
 ) -> Response:
     started = time.perf_counter()
@@ -92,5 +97,6 @@ async def enhance(
         while (await request.receive())["type"] != "http.disconnect":
             pass
 
-    result = await submit.enhance(data, options, services, started, client_gone)
-    return _render(result, options, started)
+    once = await claim(services.queue.keys, idempotency_key, principal, "enhance", options, data)
+    result, replayed = await submit.enhance(data, options, services, started, client_gone, once)
+    return _render(result, options, started, replayed)

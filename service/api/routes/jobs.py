@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from service.api import submit
 from service.api.access import PrincipalDep
 from service.api.deps import ServicesDep
+from service.api.idempotency import REPLAY_DOC, REPLAYED_HEADER, IdempotencyKey, claim
 from service.api.problems import status_for
 from service.api.schemas import ModelInfo
 from service.api.uploads import (
@@ -71,6 +72,7 @@ class JobStatus(BaseModel):
     response_model=JobAccepted,
     responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
     summary="Queue a photo for enhancement",
+    description=REPLAY_DOC,
     openapi_extra=raw_body_openapi(),
 )
 async def create_job(
@@ -78,13 +80,16 @@ async def create_job(
     services: ServicesDep,
     principal: PrincipalDep,
     options: OptionsDep,
+    idempotency_key: IdempotencyKey = None,
     image: ImageFile = None,
 ) -> JSONResponse:
     data = await read_upload(request, image, services.settings.max_upload_bytes)
-    record = await submit.submit_job(data, options, services, owner=principal)
+    once = await claim(services.queue.keys, idempotency_key, principal, "jobs", options, data)
+    record, replayed = await submit.submit_job(data, options, services, principal, once)
     url = str(request.url_for("get_job", job_id=record.id).path)
     body = JobAccepted(id=record.id, status_url=url)
-    return JSONResponse(body.model_dump(), status_code=202, headers={"Location": url})
+    headers = {"Location": url} | ({REPLAYED_HEADER: "true"} if replayed else {})
+    return JSONResponse(body.model_dump(), status_code=202, headers=headers)
 
 
 async def _load(
