@@ -22,10 +22,12 @@ import yaml
 
 from service.config import PROJECT_ROOT
 from service.local.targets import GATEWAY_JOB, TRITON_JOB, WORKER_JOB, write_file_sd
-from tests.conftest import TritonPorts, free_port, wait_until
+from testkit.images import dark_scene, encode
+from testkit.machine import free_port
+from testkit.stack import Stack, wait_until
+from tests.conftest import TritonPorts
 from tests.deploy.conftest import load_yaml_docs
-from tests.images import dark_scene, encode
-from tests.integration.conftest import Stack, StackFactory
+from tests.integration.conftest import StackFactory
 from tests.prometheus import MONITORING, Prometheus, binary
 
 SCRAPE_S = 1
