@@ -74,7 +74,7 @@ def test_library_job_round_trip(stack: Stack) -> None:
 def test_phone_formats_answer_in_their_family_and_a_named_file_decides(
     stack: Stack, tmp_path: Path
 ) -> None:
-    from tests.images import encode_avif, encode_heic
+    from testkit.images import encode_avif, encode_heic
 
     src = tmp_path / "in"
     src.mkdir()

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from testkit.images import dark_scene, decode, encode, encode_avif, encode_heic
-from tests.integration.conftest import Stack
+from testkit.stack import Stack
 
 pytestmark = pytest.mark.integration
 

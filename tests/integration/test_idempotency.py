@@ -13,9 +13,9 @@ import pytest
 import redis
 
 from service.api.access import hash_key
-from tests.conftest import wait_until
-from tests.images import dark_scene, encode
-from tests.integration.conftest import Stack, start_stack
+from testkit.images import dark_scene, encode
+from testkit.stack import Stack, wait_until
+from tests.integration.conftest import start_stack
 
 pytestmark = pytest.mark.integration
 
