@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     key_prefix: str = "sllen"
     upload_ttl_s: int = Field(300, ge=1)
     result_ttl_s: int = Field(600, ge=1)
-    # A sync result is deleted when its gateway reads it; one nobody reads expires after this.
+    # A sync result is deleted when its gateway reads it; one nobody reads expires this long
+    # after its request's deadline.
     sync_result_ttl_s: int = Field(10, ge=1)
     max_queue_length: int = Field(1000, ge=1)
     # New jobs are turned away (503 overloaded) once Redis uses this fraction of its maxmemory,

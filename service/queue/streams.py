@@ -313,14 +313,22 @@ class JobQueue:
         await _guard(self.redis.set(self.keys.cancelled(job_id), b"1", ex=max(ttl_s, 1)), "cancel")
 
     async def finish(
-        self, entry_id: bytes, job_id: str, reply_to: str | None, result: JobResult
+        self,
+        entry_id: bytes,
+        job_id: str,
+        reply_to: str | None,
+        result: JobResult,
+        deadline_at_ms: int = 0,
     ) -> bool:
         """Write the result (first writer wins), ack, and wake the waiter, all or nothing."""
-        # A sync result is read (and deleted) by its gateway within moments; if that gateway
-        # is gone, nobody ever will: it lives seconds, an async job's result SLLEN_RESULT_TTL_S.
-        ttl_s = self.settings.sync_result_ttl_s if reply_to else self.settings.result_ttl_s
+        # A sync result is read (and deleted) by its gateway within moments, at the latest when
+        # it looks once more at the request's deadline; past that nobody ever will. So it lives
+        # until the deadline plus SLLEN_SYNC_RESULT_TTL_S; an async result SLLEN_RESULT_TTL_S.
+        ttl_ms = self.settings.result_ttl_s * 1000
+        if reply_to:
+            ttl_ms = max(deadline_at_ms - now_ms(), 0) + self.settings.sync_result_ttl_s * 1000
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.result(job_id), result.pack(), ex=ttl_s, nx=True)
+            pipe.set(self.keys.result(job_id), result.pack(), px=ttl_ms, nx=True)
             pipe.delete(
                 self.keys.upload(job_id), self.keys.attempts(job_id), self.keys.state(job_id)
             )

@@ -1,8 +1,9 @@
 """Gateway side of result delivery: one pub/sub subscription per process, one future per job.
 
 Workers publish the job id on the gateway's channel after the result is stored. A message can be
-lost while the subscription reconnects, so after every (re)subscribe and at the deadline the waiter
-also looks the result up directly: a result is never missed, only (rarely) noticed a little later.
+lost while the subscription reconnects (redis-py may even reconnect silently), so after every
+(re)subscribe, every few seconds of waiting and at the deadline the waiter also looks the result
+up directly: a result is never missed, only (rarely) noticed a few seconds later.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from redis.exceptions import RedisError
 from service.queue.keys import Keys
 
 log = logging.getLogger(__name__)
+# How often a waiting request looks its result up itself: one EXISTS per waiter, so a lost
+# wake-up costs seconds, not the rest of the request's deadline.
+RECHECK_S = 3.0
 
 
 class ResultWaiter:
@@ -50,11 +54,20 @@ class ResultWaiter:
 
     async def wait(self, job_id: str, fut: asyncio.Future[None], timeout_s: float) -> bool:
         """True once the result exists; False when the deadline passes first."""
+        deadline = asyncio.get_running_loop().time() + max(timeout_s, 0.0)
         try:
-            await asyncio.wait_for(asyncio.shield(fut), timeout=max(timeout_s, 0.0))
-            return True
-        except TimeoutError:
-            return await self._exists(job_id)
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                try:
+                    await asyncio.wait_for(
+                        asyncio.shield(fut), timeout=max(min(left, RECHECK_S), 0)
+                    )
+                    return True
+                except TimeoutError:
+                    if await self._exists(job_id):
+                        return True
+                    if left <= RECHECK_S:
+                        return False
         finally:
             self.forget(job_id)
 
@@ -70,9 +83,11 @@ class ResultWaiter:
             fut.set_result(None)
 
     async def _sweep(self) -> None:
-        """After a reconnect: wake every waiter whose result arrived while we were deaf."""
+        """After a reconnect: wake every waiter whose result arrived while we were deaf. A Redis
+        error is raised, not taken for "no result": the listener then subscribes and sweeps
+        again (after a Redis restart the first commands on pooled connections can fail)."""
         for job_id in list(self._pending):
-            if await self._exists(job_id):
+            if await self._redis.exists(self._keys.result(job_id)):
                 self._wake(job_id)
 
     async def _listen(self) -> None:

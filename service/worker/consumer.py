@@ -217,7 +217,7 @@ class Worker:
             try:
                 # Shielded: a cancelled worker must not leave a result written but unacked.
                 first = await asyncio.shield(
-                    self.queue.finish(entry_id, job.id, job.reply_to, result)
+                    self.queue.finish(entry_id, job.id, job.reply_to, result, job.deadline_at_ms)
                 )
                 break
             except UnavailableError as exc:
