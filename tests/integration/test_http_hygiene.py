@@ -12,8 +12,10 @@ import httpx
 import pytest
 
 from service.api.access import hash_key
-from tests.images import dark_scene, encode
-from tests.integration.conftest import Stack, StackFactory, metric_value
+from testkit.images import dark_scene, encode
+from testkit.prometheus import metric_value
+from testkit.stack import Stack
+from tests.integration.conftest import StackFactory
 
 PNG = encode(dark_scene(32, 32), "PNG")
 

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.images import dark_scene, encode
-from tests.integration.conftest import Stack, StackFactory
+from testkit.images import dark_scene, encode
+from testkit.stack import Stack
+from tests.integration.conftest import StackFactory
 
 LIMIT = 200_000
 PNG = encode(dark_scene(48, 64, seed=4), "PNG")

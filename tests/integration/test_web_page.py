@@ -151,7 +151,7 @@ def test_strength_slider_blends_in_the_page_without_uploading_again(browser, sta
 def test_a_heic_photo_is_enhanced_even_where_the_browser_cannot_show_it(
     browser, stack: Stack
 ) -> None:  # type: ignore[no-untyped-def]
-    from tests.images import encode_heic
+    from testkit.images import encode_heic
 
     page = browser.new_page()
     page.goto(stack.url + "/")
