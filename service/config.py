@@ -32,8 +32,9 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(2, ge=1, le=3600)
     cors_origins: list[str] = Field(default_factory=list)
     # Slow clients (enforced per connection, before and while an upload is read). The request
-    # line and headers must arrive within header_timeout_s of their first byte (else 408, closed)
-    # and total at most max_header_bytes (else 431, closed). An upload body gets
+    # line and headers must arrive within header_timeout_s of their first byte (of the
+    # connection's opening, for its first request) and total at most max_header_bytes; else
+    # 408 or 431 and the connection is closed. An upload body gets
     # body_timeout_s, plus one second per body_min_rate_bytes_per_s bytes received (Apache
     # mod_reqtimeout's "body=10,MinRate=8192"); slower, it is answered 408 and closed.
     header_timeout_s: float = Field(10.0, gt=0, le=300)

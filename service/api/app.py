@@ -12,7 +12,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from service import __version__
 from service.api import problems
 from service.api.deps import Services
-from service.api.middleware import MetricsMiddleware, RequestIdMiddleware
+from service.api.middleware import (
+    MetricsMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
 from service.api.routes import enhance, health, jobs, web
 from service.api.upload_guard import UploadGuard
 from service.config import Settings, get_settings
@@ -55,6 +59,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Makes dark photos readable: low-light enhancement plus a segmentation mask.",
         lifespan=lifespan,
+        # /docs is served by routes/web.py from local files; ReDoc would need a CDN
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     problems.install(app)
@@ -62,10 +69,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.include_router(web.router)
+    app.mount("/static/swagger-ui", web.swagger_ui_files(), name="swagger-ui")
     app.mount("/static", web.static_files(), name="static")
     # Outermost last: request ids wrap everything, so even a refused body gets one.
     app.add_middleware(UploadGuard, settings=settings, paths=UPLOAD_PATHS)
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request ids and HTTP metrics (upload limits: upload_guard.py).
+"""Pure ASGI middleware: request ids, security headers and HTTP metrics (upload limits:
+upload_guard.py).
 
 Pure ASGI rather than BaseHTTPMiddleware so bodies stream through untouched.
 """
@@ -39,6 +40,43 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+# Strict: the page and /docs load scripts and styles only from files served here, never inline;
+# images may be data: and blob: URLs (the mask, the before/after pictures and the download).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class SecurityHeadersMiddleware:
+    """The same security headers on every response: the page's, and the API's (harmless there,
+    and a JSON answer opened in a browser is then no different)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 class MetricsMiddleware:

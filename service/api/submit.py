@@ -19,7 +19,6 @@ from service.errors import (
     IdempotencyKeyReused,
     ModelUnavailable,
     Overloaded,
-    PayloadTooLarge,
     error_from_code,
 )
 from service.queue.jobs import EnhanceOptions, Job, JobRecord, JobResult, new_job_id, now_ms
@@ -33,8 +32,6 @@ _REPLAY_POLL_S = 0.05
 
 async def validate_upload(data: bytes, services: Services) -> imaging.ImageInfo:
     s = services.settings
-    if len(data) > s.max_upload_bytes:
-        raise PayloadTooLarge(f"the image is {len(data)} bytes; the limit is {s.max_upload_bytes}")
     return await run_in_threadpool(
         imaging.inspect, data, max_pixels=s.max_image_pixels, max_side_px=s.max_image_side_px
     )

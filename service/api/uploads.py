@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Depends, File, Form, Query, Request, UploadFile
 
 from service.api.schemas import Problem
-from service.errors import MissingImage, PayloadTooLarge
+from service.errors import MissingImage
 from service.imaging import MetadataPolicy, RequestedFormat
 from service.queue.jobs import EnhanceOptions
 
@@ -80,24 +80,17 @@ def _first(*values: float | None) -> float:
 OptionsDep = Annotated[EnhanceOptions, Depends(enhance_options)]
 
 
-async def read_upload(request: Request, upload: UploadFile | None, limit: int) -> bytes:
-    """The photo from the multipart field ``image``, or from a raw ``image/*`` body."""
+async def read_upload(request: Request, upload: UploadFile | None) -> bytes:
+    """The photo from the multipart field ``image``, or from a raw ``image/*`` body. Its size was
+    bounded while it arrived (upload_guard.py), so it is read whole here."""
     if upload is not None:
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise PayloadTooLarge(f"the image exceeds {limit} bytes")
-        return data
+        return await upload.read()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in RAW_BODY_TYPES:
         raise MissingImage(
             "send the photo as the multipart field 'image', or as the body with an image/* type"
         )
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"the image exceeds {limit} bytes")
-    return bytes(body)
+    return await request.body()
 
 
 def raw_body_openapi() -> dict[str, Any]:

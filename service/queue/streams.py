@@ -9,6 +9,7 @@ MULTI, so a worker that dies half-way leaves the job pending for another worker 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -369,7 +370,8 @@ class JobQueue:
             count, _ = await _guard(pipe.execute(), "rate limit")
         if int(count) <= limit:
             return 0
-        return max(1, int(((window + 1) * window_s * 1000 - now_ms()) / 1000))
+        # Rounded up: a client that waits exactly this long must find the next window open.
+        return max(1, math.ceil(((window + 1) * window_s * 1000 - now_ms()) / 1000))
 
     async def heartbeat(self, worker: str, ttl_s: int) -> None:
         await _guard(self.redis.set(self.keys.worker_alive(worker), b"1", ex=ttl_s), "heartbeat")

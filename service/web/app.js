@@ -165,7 +165,11 @@ function init() {
   const drop = $("drop");
   $("pick").addEventListener("click", () => $("file").click());
   drop.addEventListener("keydown", (e) => { if (e.key === "Enter") $("file").click(); });
-  $("file").addEventListener("change", () => { if ($("file").files[0]) enhance($("file").files[0]); });
+  $("file").addEventListener("change", () => {
+    const file = $("file").files[0];
+    $("file").value = ""; // else picking the same file again (after an error) changes nothing
+    if (file) enhance(file);
+  });
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {
@@ -179,9 +183,11 @@ function init() {
     show("overlay", e.target.checked); show("legend", e.target.checked);
   });
   $("again").addEventListener("click", reset);
-  const saved = localStorage.getItem("sllen-api-key");
+  // The key lives for this tab only (sessionStorage), never on disk across sessions.
+  localStorage.removeItem("sllen-api-key"); // where an older page kept it
+  const saved = sessionStorage.getItem("sllen-api-key");
   if (saved) $("apikey").value = saved;
-  $("apikey").addEventListener("change", () => localStorage.setItem("sllen-api-key", $("apikey").value));
+  $("apikey").addEventListener("change", () => sessionStorage.setItem("sllen-api-key", $("apikey").value));
 }
 
 init();

@@ -165,3 +165,82 @@ def test_a_heic_photo_is_enhanced_even_where_the_browser_cannot_show_it(
     assert page.locator("#strength").is_disabled()
     assert page.locator("#download").get_attribute("download") == "IMG_0001-enhanced.jpg"
     page.close()
+
+
+def _guarded_page(browser, stack: Stack):  # type: ignore[no-untyped-def]
+    """A page that may reach only the service (anything else is aborted and recorded) and that
+    records every Content-Security-Policy violation."""
+    page = browser.new_page()
+    page.outside = []  # type: ignore[attr-defined]
+
+    def route(r) -> None:  # type: ignore[no-untyped-def]
+        if r.request.url.startswith(stack.url):
+            r.continue_()
+        else:
+            page.outside.append(r.request.url)  # type: ignore[attr-defined]
+            r.abort()
+
+    page.route("**/*", route)
+    page.add_init_script(
+        """window.cspViolations = [];
+        document.addEventListener('securitypolicyviolation',
+          (e) => window.cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));"""
+    )
+    return page
+
+
+def test_page_sends_security_headers(stack: Stack) -> None:
+    for path in ("/", "/docs"):
+        r = stack.client.get(path)
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe" not in csp
+        assert "frame-ancestors 'none'" in csp and r.headers["x-frame-options"] == "DENY"
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] == "no-referrer"
+
+
+def test_page_works_under_its_csp_without_network(browser, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    page = _guarded_page(browser, stack)
+    _upload(page, stack)
+    page.locator("#show-mask").check()
+    page.locator("#slider").fill("30")
+    assert page.evaluate("window.cspViolations") == []
+    assert page.outside == []  # type: ignore[attr-defined]
+    page.close()
+
+
+def test_docs_work_under_the_csp_without_network(browser, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    page = _guarded_page(browser, stack)
+    page.goto(stack.url + "/docs")
+    page.wait_for_selector(".opblock", timeout=30_000)  # operations rendered from /openapi.json
+    assert page.locator(".opblock-summary-path", has_text="/v1/enhance").count() >= 1
+    page.locator(".opblock-summary", has_text="/healthz").first.click()  # expands, styled
+    page.wait_for_selector(".opblock.is-open", timeout=10_000)
+    assert page.evaluate("window.cspViolations") == []
+    assert page.outside == []  # type: ignore[attr-defined]
+    page.close()
+
+
+def test_api_key_is_kept_for_the_tab_only(browser, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page()
+    page.goto(stack.url + "/")
+    page.locator("details.key summary").click()
+    page.locator("#apikey").fill("k-123")
+    page.locator("#apikey").dispatch_event("change")
+    assert page.evaluate("sessionStorage.getItem('sllen-api-key')") == "k-123"
+    assert page.evaluate("localStorage.getItem('sllen-api-key')") is None
+    page.close()
+
+
+def test_picking_the_same_file_after_an_error_sends_it_again(browser, stack: Stack) -> None:  # type: ignore[no-untyped-def]
+    page = browser.new_page()
+    page.goto(stack.url + "/")
+    bad = [{"name": "x.jpg", "mimeType": "image/jpeg", "buffer": b"nope"}]
+    for _ in range(2):
+        with page.expect_request(lambda r: r.method == "POST", timeout=10_000):
+            page.set_input_files("#file", files=bad)
+        page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+        # A real file chooser fires no change event for the file the input already holds
+        # (Playwright's set_input_files always does): the page must have let go of it.
+        assert page.evaluate("document.getElementById('file').value") == ""
+    page.close()

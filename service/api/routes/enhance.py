@@ -90,7 +90,7 @@ async def enhance(
     image: ImageFile = None,
 ) -> Response:
     started = time.perf_counter()
-    data = await read_upload(request, image, services.settings.max_upload_bytes)
+    data = await read_upload(request, image)
 
     async def client_gone() -> None:
         # The body is consumed: the next ASGI message is the disconnect, if the client leaves.

@@ -44,3 +44,9 @@ async def metrics_endpoint(services: ServicesDep) -> Response:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# HEAD too (load balancers and uptime checks use it), kept out of the schema: one operation each.
+router.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/readyz", readyz, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/metrics", metrics_endpoint, methods=["HEAD"], include_in_schema=False)

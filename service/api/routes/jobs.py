@@ -83,7 +83,7 @@ async def create_job(
     idempotency_key: IdempotencyKey = None,
     image: ImageFile = None,
 ) -> JSONResponse:
-    data = await read_upload(request, image, services.settings.max_upload_bytes)
+    data = await read_upload(request, image)
     once = await claim(services.queue.keys, idempotency_key, principal, "jobs", options, data)
     record, replayed = await submit.submit_job(data, options, services, principal, once)
     url = str(request.url_for("get_job", job_id=record.id).path)
