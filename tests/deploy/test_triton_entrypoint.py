@@ -6,6 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
+from sllen.serving import read_model_config
 from tests.deploy.conftest import MODEL_REPO
 
 ENTRYPOINT = Path(__file__).resolve().parents[2] / "docker" / "triton-entrypoint.sh"
@@ -40,13 +41,15 @@ def test_ort_threads_follow_the_pods_cpu_limit(tmp_path: Path) -> None:
     done = run_entrypoint(tmp_path, SLLEN_ORT_THREADS="3")
     assert done.returncode == 0, done.stderr
     assert "--model-control-mode=none" in done.stdout.split()
-    config = served_config(tmp_path)
-    assert 'key: "intra_op_num_threads", value: { string_value: "3" }' in config
-    # Only that parameter changes; both ONNX files travel with the model.
-    original = (MODEL_REPO / "sllen" / "config.pbtxt").read_text()
-    assert config.replace('string_value: "3" }', 'string_value: "0" }') == original
-    models = {p.name for p in (tmp_path / "run" / "models" / "sllen" / "1").iterdir()}
-    assert {"model.onnx", "model_enhanced.onnx", "model.py"} <= models
+    served = tmp_path / "run" / "models" / "sllen"
+    config = read_model_config(served / "config.pbtxt")
+    assert config.parameters["intra_op_num_threads"].string_value == "3"
+    # Only that parameter changes; the model's files travel with it.
+    original = read_model_config(MODEL_REPO / "sllen" / "config.pbtxt")
+    original.parameters["intra_op_num_threads"].string_value = "3"
+    assert config == original
+    models = {p.name for p in (served / "1").iterdir()}
+    assert {"model.onnx", "model_enhanced.onnx", "model.py", "ort_options.py"} <= models
 
 
 def test_without_a_limit_the_config_is_served_as_committed(tmp_path: Path) -> None:
