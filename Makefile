@@ -12,7 +12,7 @@ TEST_EXTRAS := local,dev,model
 help:
 	@echo "make run        start Redis, Triton, worker(s) and the gateway on 127.0.0.1:$${SLLEN_PORT:-8000}"
 	@echo "make test       install and run the whole test suite (real Redis and Triton)"
-	@echo "make lint       ruff + mypy --strict on the service"
+	@echo "make lint       ruff + mypy --strict on the service and testkit"
 	@echo "make train      train (or resume) the model in the background (mk/model.mk)"
 	@echo "make eval       the evaluation table: SLLEN vs baselines vs the ablation"
 	@echo "make export     checkpoint -> checked ONNX in model_repository/ (also export-ablation)"

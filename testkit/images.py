@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import numpy.typing as npt
 from PIL import Image
 
+U8 = npt.NDArray[np.uint8]
 
-def dark_scene(height: int = 400, width: int = 600, seed: int = 0, peak: int = 60) -> np.ndarray:
+
+def dark_scene(height: int = 400, width: int = 600, seed: int = 0, peak: int = 60) -> U8:
     """A dim scene with structure: gradients, a few rectangles and noise. uint8 [H, W, 3]."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -18,16 +21,17 @@ def dark_scene(height: int = 400, width: int = 600, seed: int = 0, peak: int = 6
         y0, x0 = rng.integers(0, max(height - 8, 1)), rng.integers(0, max(width - 8, 1))
         img[y0 : y0 + height // 5, x0 : x0 + width // 5] = rng.uniform(0.1, 1.0, size=3)
     img = img + rng.normal(0, 0.02, size=img.shape)
-    return (np.clip(img, 0, 1) * peak).astype(np.uint8)
+    scene: U8 = (np.clip(img, 0, 1) * peak).astype(np.uint8)
+    return scene
 
 
-def encode(array: np.ndarray, fmt: str = "PNG", **params: object) -> bytes:
+def encode(array: U8, fmt: str = "PNG", **params: object) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, format=fmt, **params)
     return buf.getvalue()
 
 
-def decode(data: bytes) -> np.ndarray:
+def decode(data: bytes) -> U8:
     with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im)
 
