@@ -36,7 +36,7 @@ def decode(data: bytes) -> U8:
         return np.asarray(im)
 
 
-def encode_heic(array: np.ndarray, orientation: int = 1, **params: object) -> bytes:
+def encode_heic(array: U8, orientation: int = 1, **params: object) -> bytes:
     """A HEIC written by pillow-heif's x265 (a test-only dependency: the service only decodes).
     ``orientation`` (EXIF values 1-8) becomes the container's irot/imir, as phones write it."""
     import pillow_heif
@@ -51,7 +51,7 @@ def encode_heic(array: np.ndarray, orientation: int = 1, **params: object) -> by
     return buf.getvalue()
 
 
-def encode_avif(array: np.ndarray, orientation: int = 1, **params: object) -> bytes:
+def encode_avif(array: U8, orientation: int = 1, **params: object) -> bytes:
     """An AVIF from Pillow's libavif; ``orientation`` becomes the container's irot/imir."""
     extra: dict[str, object] = {}
     if orientation != 1:
