@@ -5,10 +5,13 @@
    600x400 and 1920x1080; and one single-thread session run from one thread per core at once
    (the "lanes" model.py uses under load), which on this CPU beats every batch.
 2. The whole stack (gateway, Redis, worker, Triton) started here on free ports: closed-loop clients
-   at concurrency 1, 4, 8, 16 posting a 600x400 JPEG; throughput and p50/p95/p99 latency. The
+   at concurrency 1, 4, 8, 16 posting a 600x400 JPEG, then the same photo as PNG, under the
+   default format=auto (so JPEG in -> JPEG out, PNG in -> PNG out); throughput and p50/p95/p99
+   latency, and PNG against JPEG at each concurrency. The
    600x400 raw figures of (1) are taken right before the stack starts and right after it stops,
    and the better of each pair is the baseline (the machine drifts within minutes).
-3. Ratios against (1) from the same run: stack throughput / raw throughput (against the best
+3. Ratios against (1) from the same run, for the JPEG uploads: stack throughput / raw throughput
+   (against the best
    single session, as the target is worded, and against the best of every raw way, lanes
    included), and the latency the stack adds at concurrency 1. Peak memory (VmHWM) of every
    component, and the model's GFLOPs per megapixel against this CPU's fp32 peak.
@@ -43,7 +46,8 @@ from testkit.stack import Stack
 MODEL = served_onnx()
 REPORT = PROJECT_ROOT / ".run" / "reports" / "bench.json"
 LOG_DIR = PROJECT_ROOT / ".run" / "bench" / "logs"
-ENHANCE = "/v1/enhance?format=jpeg"
+ENHANCE = "/v1/enhance"  # format=auto, the default: the answer in the upload's family
+UPLOADS = ("JPEG", "PNG")
 SIZES = {"600x400": (400, 600), "1920x1080": (1080, 1920)}
 
 
@@ -157,7 +161,11 @@ def local_stack(settings: Settings) -> Stack:
 
 
 async def closed_loop(
-    url: str, photos: list[bytes], concurrency: int, seconds: float
+    url: str,
+    photos: list[bytes],
+    concurrency: int,
+    seconds: float,
+    content_type: str = "image/jpeg",
 ) -> dict[str, float]:
     """``concurrency`` clients, each posting the next of ``photos`` as soon as it has an answer.
 
@@ -166,7 +174,7 @@ async def closed_loop(
     latencies: list[float] = []
     sent = 0
     errors = 0
-    headers = {"content-type": "image/jpeg"}
+    headers = {"content-type": content_type}
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(url, connector=connector, timeout=timeout) as client:
@@ -225,33 +233,48 @@ def local_settings(**overrides: Any) -> Settings:
 
 def measure_stack(
     seconds: float, workers: int, concurrencies: tuple[int, ...] = (1, 4, 8, 16)
-) -> tuple[list[dict[str, float]], dict[str, float], dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], dict[str, float], dict[str, Any]]:
     """The stack at each concurrency, between two raw 600x400 baselines taken in this process
     with the stack stopped (an idle stack still cost the raw lanes 1-3% here)."""
     settings = local_settings(workers=workers)
-    port = settings.port
-    photo = encode(dark_scene(400, 600, seed=1), "JPEG", quality=90)
+    url = f"http://127.0.0.1:{settings.port}"
+    scene = dark_scene(400, 600, seed=1)
+    photos = {"JPEG": encode(scene, "JPEG", quality=90), "PNG": encode(scene, "PNG")}
     rows = []
     small = {"600x400": SIZES["600x400"]}
     before = measure_raw(seconds, small)["600x400"]
     with local_stack(settings) as stack:
         for concurrency in concurrencies:
-            # Untimed first: the pipeline fills, and ONNX Runtime's sessions that this load
-            # uses (model.py's lanes from concurrency 2 on) allocate their buffers.
-            asyncio.run(closed_loop(f"http://127.0.0.1:{port}", [photo], concurrency, 2.0))
-            row = asyncio.run(
-                closed_loop(f"http://127.0.0.1:{port}", [photo], concurrency, seconds)
-            )
-            rows.append(row)
-            print(
-                f"stack 600x400 c={concurrency:>2}: {row['images_per_s']:.2f} img/s"
-                f"  p50 {row['p50_ms']:.0f} ms"
-                f"  p95 {row['p95_ms']:.0f} ms  p99 {row['p99_ms']:.0f} ms  errors {row['errors']}",
-                flush=True,
-            )
+            for upload in UPLOADS:
+                kind = f"image/{upload.lower()}"
+                # Untimed first: the pipeline fills, and ONNX Runtime's sessions that this load
+                # uses (model.py's lanes from concurrency 2 on) allocate their buffers.
+                asyncio.run(closed_loop(url, [photos[upload]], concurrency, 2.0, kind))
+                row: dict[str, Any] = asyncio.run(
+                    closed_loop(url, [photos[upload]], concurrency, seconds, kind)
+                )
+                row["upload"] = upload
+                rows.append(row)
+                print(
+                    f"stack 600x400 {upload:>4} in and out c={concurrency:>2}:"
+                    f" {row['images_per_s']:.2f} img/s  p50 {row['p50_ms']:.0f} ms"
+                    f"  p95 {row['p95_ms']:.0f} ms  p99 {row['p99_ms']:.0f} ms"
+                    f"  errors {row['errors']}",
+                    flush=True,
+                )
         memory = stack.peak_rss_mb()
     after = measure_raw(seconds, small)["600x400"]
     return rows, memory, best_raw(before, after)
+
+
+def png_over_jpeg(rows: list[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    """Per concurrency, the PNG uploads' p50 latency and throughput over the JPEG uploads'."""
+    by = {(row["upload"], row["concurrency"]): row for row in rows}
+    return {
+        c: {k: by["PNG", c][k] / by["JPEG", c][k] for k in ("p50_ms", "images_per_s")}
+        for (upload, c) in by
+        if upload == "JPEG" and ("PNG", c) in by
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"raw graph: {MODEL.name} (what Triton runs for these requests: no mask)", flush=True)
     raw = measure_raw(args.seconds, {"1920x1080": SIZES["1920x1080"]})
     concurrencies = tuple(int(c) for c in args.concurrency.split(","))
-    stack_rows, memory, raw_600 = measure_stack(args.seconds, args.workers, concurrencies)
+    all_rows, memory, raw_600 = measure_stack(args.seconds, args.workers, concurrencies)
+    stack_rows = [row for row in all_rows if row["upload"] == "JPEG"]
     raw["600x400"] = raw_600
     b1 = raw_600["batch1"]
     print(
@@ -286,7 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": cpu,
         "raw_graph": MODEL.name,
         "raw": raw,
-        "stack": stack_rows,
+        "stack": all_rows,
+        "png_over_jpeg": png_over_jpeg(all_rows),
         "peak_rss_mb": memory,
         "ratios": {
             "stack_over_raw_best_throughput": best_stack["images_per_s"]
@@ -325,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
         f"  (against raw with Triton's sleeping threads: "
         f"{r['added_latency_ms_c1_vs_sleeping']:.1f} ms)"
     )
+    print("\n== PNG uploads against JPEG uploads, format=auto (same stack, same run)")
+    for c, ratio in report["png_over_jpeg"].items():
+        print(
+            f"c={c:>2}: PNG/JPEG p50 latency {ratio['p50_ms']:.2f},"
+            f" throughput {ratio['images_per_s']:.2f}"
+        )
     print("peak RSS MB: " + ", ".join(f"{k} {v:.0f}" for k, v in memory.items()))
     if gflops_mp:
         print(

@@ -136,6 +136,7 @@ async def enhance(
         width=info.width,
         height=info.height,
         output_format=imaging.answer_format(options.format, info.format),
+        replayable=once is not None,
         enqueued_at_ms=now_ms(),
         deadline_at_ms=now_ms() + int((deadline_s - time.perf_counter()) * 1000),
     )

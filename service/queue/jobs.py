@@ -47,6 +47,9 @@ class Job(BaseModel):
     deadline_at_ms: int
     # The answer's format, resolved by the gateway from the options and the upload's type.
     output_format: OutputFormat | None = None
+    # Sent with an Idempotency-Key: a sync job's result then stays for SLLEN_RESULT_TTL_S, not
+    # SLLEN_SYNC_RESULT_TTL_S, so a retry whose first answer was lost still finds it.
+    replayable: bool = False
 
     @property
     def answer_format(self) -> OutputFormat:

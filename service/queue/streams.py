@@ -320,13 +320,15 @@ class JobQueue:
         reply_to: str | None,
         result: JobResult,
         deadline_at_ms: int = 0,
+        replayable: bool = False,
     ) -> bool:
         """Write the result (first writer wins), ack, and wake the waiter, all or nothing."""
         # A sync result is read (and deleted) by its gateway within moments, at the latest when
         # it looks once more at the request's deadline; past that nobody ever will. So it lives
-        # until the deadline plus SLLEN_SYNC_RESULT_TTL_S; an async result SLLEN_RESULT_TTL_S.
+        # until the deadline plus SLLEN_SYNC_RESULT_TTL_S; an async result SLLEN_RESULT_TTL_S, and
+        # so does a sync one that a retry with the same Idempotency-Key may ask for.
         ttl_ms = self.settings.result_ttl_s * 1000
-        if reply_to:
+        if reply_to and not replayable:
             ttl_ms = max(deadline_at_ms - now_ms(), 0) + self.settings.sync_result_ttl_s * 1000
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.keys.result(job_id), result.pack(), px=ttl_ms, nx=True)

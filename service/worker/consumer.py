@@ -217,7 +217,9 @@ class Worker:
             try:
                 # Shielded: a cancelled worker must not leave a result written but unacked.
                 first = await asyncio.shield(
-                    self.queue.finish(entry_id, job.id, job.reply_to, result, job.deadline_at_ms)
+                    self.queue.finish(
+                        entry_id, job.id, job.reply_to, result, job.deadline_at_ms, job.replayable
+                    )
                 )
                 break
             except UnavailableError as exc:

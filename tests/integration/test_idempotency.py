@@ -33,6 +33,17 @@ def _results(s: Stack) -> set[bytes]:
         r.close()
 
 
+def _results_when_idle(s: Stack) -> set[bytes]:
+    """``_results`` once every job queued so far has finished (entries leave the stream when
+    their result is written), so earlier tests' jobs are not counted as this test's."""
+    r = redis.Redis.from_url(s.settings.redis_url)
+    try:
+        wait_until(lambda: r.xlen(f"{s.settings.key_prefix}:jobs") == 0, 60, "an idle queue")
+    finally:
+        r.close()
+    return _results(s)
+
+
 def _submit(s: Stack, key: str, photo: bytes = PHOTO, **params: str):  # type: ignore[no-untyped-def]
     return s.client.post(
         "/v1/jobs",
@@ -54,7 +65,7 @@ def _wait_done(s: Stack, job_id: str) -> dict:  # type: ignore[type-arg]
 
 
 def test_a_retried_job_is_the_first_job(stack: Stack) -> None:
-    before = _results(stack)
+    before = _results_when_idle(stack)
     key = str(uuid.uuid4())
     first = _submit(stack, key)
     assert first.status_code == 202 and "idempotent-replayed" not in first.headers
@@ -67,7 +78,7 @@ def test_a_retried_job_is_the_first_job(stack: Stack) -> None:
 
 
 def test_concurrent_identical_requests_make_one_job(stack: Stack) -> None:
-    before = _results(stack)
+    before = _results_when_idle(stack)
     key = str(uuid.uuid4())
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(lambda _: _submit(stack, key), range(6)))
@@ -93,7 +104,7 @@ def test_the_same_key_with_another_body_is_422(stack: Stack, photo: bytes, param
 
 
 def test_a_retried_enhance_returns_the_first_answer_without_a_second_run(stack: Stack) -> None:
-    before = _results(stack)
+    before = _results_when_idle(stack)
     key = str(uuid.uuid4())
     headers = {"Idempotency-Key": key}
     first = stack.client.post("/enhance", files={"image": ("p.jpg", PHOTO)}, headers=headers)
@@ -103,6 +114,23 @@ def test_a_retried_enhance_returns_the_first_answer_without_a_second_run(stack: 
     assert len(_results(stack) - before) == 1
     other = stack.client.post("/enhance", files={"image": ("p.jpg", OTHER)}, headers=headers)
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+
+
+def test_a_keyed_enhance_result_outlives_the_short_sync_ttl(stack: Stack) -> None:
+    # An unkeyed sync result lives until the request's deadline plus SLLEN_SYNC_RESULT_TTL_S; a
+    # keyed one SLLEN_RESULT_TTL_S, for a retry whose answer was lost.
+    before = _results_when_idle(stack)
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    first = stack.client.post("/enhance", files={"image": ("p.jpg", PHOTO)}, headers=headers)
+    assert first.status_code == 200, first.text
+    (key,) = _results(stack) - before
+    settings = stack.settings
+    short_ms = (settings.request_deadline_s + settings.sync_result_ttl_s) * 1000
+    r = redis.Redis.from_url(settings.redis_url)
+    try:
+        assert short_ms < r.pttl(key) <= settings.result_ttl_s * 1000
+    finally:
+        r.close()
 
 
 def test_a_key_longer_than_255_is_422(stack: Stack) -> None:
