@@ -19,6 +19,7 @@ from service.errors import (
     IdempotencyKeyReused,
     ModelUnavailable,
     Overloaded,
+    QueueUnavailable,
     error_from_code,
 )
 from service.queue.jobs import EnhanceOptions, Job, JobRecord, JobResult, new_job_id, now_ms
@@ -78,6 +79,25 @@ async def _poll_result(services: Services, job_id: str, deadline_s: float) -> Jo
         await asyncio.sleep(_REPLAY_POLL_S)
 
 
+async def _read_result(
+    services: Services, job_id: str, deadline_s: float, take: bool
+) -> JobResult | None:
+    """Read a result known to exist (``take``: and delete it). A Redis just back from a restart
+    refuses the first commands (loading its data, stale pooled connections): retried until the
+    request's deadline, so a stored result is not answered with a 503."""
+    delay_s = 0.05
+    while True:
+        try:
+            if take:
+                return await services.queue.take_result(job_id)
+            return await services.queue.get_result(job_id)
+        except QueueUnavailable:
+            if time.perf_counter() + delay_s >= deadline_s:
+                raise
+            await asyncio.sleep(delay_s)
+            delay_s = min(delay_s * 2, 1.0)
+
+
 async def _run_once(
     services: Services,
     job: Job,
@@ -103,9 +123,7 @@ async def _run_once(
             # Read once and deleted: nobody else asks for a sync result, and it is ~0.5 MB a
             # photo. Under an Idempotency-Key it stays for its TTL, for a retry whose first
             # answer was lost on the way.
-            if once is None:
-                return await services.queue.take_result(job.id), False
-            return await services.queue.get_result(job.id), False
+            return await _read_result(services, job.id, deadline_s, take=once is None), False
         services.waiter.forget(job.id)
         _same_body(earlier, once)
         result = await _poll_result(services, earlier.job_id, deadline_s)
