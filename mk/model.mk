@@ -45,7 +45,7 @@ export:
 
 ## quantize: int8 twin of the exported model (model_int8.onnx) with its PSNR cost and speed-up
 quantize:
-	$(PY) -m sllen.quantize --model $(ONNX_OUT)
+	$(PY) -m sllen.studies.quantize --model $(ONNX_OUT)
 
 ## export-ablation: the no-HSF/IEF ablation (same recipe as the served model) -> runs/ablation/
 ABLATION_CHECKPOINT ?= checkpoints/gpu_small_nosem/last.pt

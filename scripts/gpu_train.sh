@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train several configs at once on one lent GPU (each a process; a small net's step is
 # launch-bound, so processes fill the GPU where one alone would leave it idle).
-#   bash scripts/gpu_train.sh configs/gpu_*.json
+#   bash scripts/gpu_train.sh configs/gpu_*.json configs/experiments/gpu_*.json
 # Env: DATA (a packed copy from `python -m sllen.pack`, default .gpu_data), RUNS (where
 # runs/<config name>/ go, default /tmp/gpu_runs), MINUTES and DEVICE override the configs.
 set -u

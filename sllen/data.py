@@ -42,7 +42,7 @@ PAIR_MIN_CORR = 0.5
 LOW_LUMA = (4.0, 45.0)
 HIGH_LUMA = (90.0, 170.0)
 TARGET_LUMA = 120.0
-EXPOSURE_LUMA = 0.467  # 119/255: the SICE training targets' mean luma (sllen.ceiling measures it)
+EXPOSURE_LUMA = 0.467  # 119/255: the SICE training targets' mean luma (sllen.studies.ceiling)
 PACKED_INDEX = "index.json"
 
 # SegNet median-frequency weights, CamVid ids 0..10.

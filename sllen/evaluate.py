@@ -35,11 +35,11 @@ import torch
 from PIL import Image
 
 from sllen import data as D
-from sllen.baselines import BASELINES
 from sllen.deploy import INPUT_NAME, OUTPUT_NAMES
 from sllen.export import median_run_ms
 from sllen.model import IGNORE_INDEX, NUM_CLASSES
 from sllen.serving import open_session
+from sllen.studies.baselines import BASELINES
 
 log = logging.getLogger(__name__)
 

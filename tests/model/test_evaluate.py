@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from sllen import baselines as B
 from sllen import data as D
 from sllen import evaluate as E
 from sllen.model import IGNORE_INDEX, build
+from sllen.studies import baselines as B
 
 from .conftest import TINY
 
@@ -91,7 +91,7 @@ def test_parse_models(tmp_path: object) -> None:
 
 
 def test_oracle_lut_inverts_any_monotonic_tone_curve_and_no_more() -> None:
-    from sllen.ceiling import oracle_lut
+    from sllen.studies.ceiling import oracle_lut
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 64, (32, 32, 3), dtype=np.uint8)

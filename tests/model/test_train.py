@@ -47,7 +47,7 @@ def test_config_from_json_resolves_variant_and_rejects_typos() -> None:
         T.TrainConfig.from_json({"variant": "small", "learning_rate": 1})
 
 
-@pytest.mark.parametrize("path", sorted(Path("configs").glob("*.json")))
+@pytest.mark.parametrize("path", sorted(Path("configs").rglob("*.json")))
 def test_shipped_configs_parse(path: Path) -> None:
     T.TrainConfig.from_json(json.loads(path.read_text()))
 

@@ -1,6 +1,6 @@
 """How far the SICE validation targets can be reached at all: oracle bounds, not methods.
 
-    python -m sllen.ceiling [--model model_repository/sllen/1/model_enhanced.onnx]
+    python -m sllen.studies.ceiling [--model model_repository/sllen/1/model_enhanced.onnx]
 
 Each oracle bound fits a per-image, per-channel global tone curve (a 256-entry LUT: every
 value mapped to the mean target value at the pixels holding it) *on the target itself*, so

@@ -1,6 +1,6 @@
 """Parameters, GFLOPs per megapixel and ONNX Runtime latency for each variant.
 
-    python -m sllen.bench [--variants small large] [--threads 2] [--size 400x600]
+    python -m sllen.studies.bench [--variants small large] [--threads 2] [--size 400x600]
 
 Latency is the median of timed runs of the exported (random-weight) deploy graph on one
 uint8 image, after warm-up, with ``threads`` intra-op threads.

@@ -1,6 +1,6 @@
 """int8 variant of the exported model (ONNX Runtime static QDQ quantisation), judged by measurement.
 
-    python -m sllen.quantize   (make quantize: model.onnx -> model_int8.onnx beside it)
+    python -m sllen.studies.quantize   (make quantize: model.onnx -> model_int8.onnx beside it)
 
 Convolutions get int8 weights (per output channel) and uint8 activations calibrated on SICE
 *training* under-exposed frames; everything else stays fp32, and the uint8 I/O contract does not
