@@ -1,4 +1,7 @@
-"""The segmentation classes the model predicts: CamVid's 11 (SegNet ids), with display colours."""
+"""The segmentation classes the model predicts: CamVid's 11 (SegNet ids), with display colours.
+
+Id 11 is "unknown": pixels the model is unsure of (sllen.deploy.UNKNOWN_BELOW), drawn black.
+"""
 
 from __future__ import annotations
 
@@ -23,4 +26,5 @@ CLASSES: tuple[SegClass, ...] = (
     SegClass(8, "Car", (64, 0, 128)),
     SegClass(9, "Pedestrian", (64, 64, 0)),
     SegClass(10, "Bicyclist", (0, 128, 192)),
+    SegClass(11, "unknown", (0, 0, 0)),
 )

@@ -16,6 +16,7 @@ subset of runs (scenes), never of frames.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import zlib
@@ -243,6 +244,7 @@ class SicePairs:
         device: torch.device | str = "cpu",
         exposure_shrink: float = 0.0,
         exposure_luma: float = EXPOSURE_LUMA,
+        degrade_prob: float = 0.0,
     ) -> tuple[Tensor, Tensor]:
         """Aligned samples with flips -> (low, high) float [B, 3, crop, crop] in [0, 1].
 
@@ -255,6 +257,9 @@ class SicePairs:
         frame's mean luma: a target is the frame of its run nearest a fixed luma, so how much
         brighter or darker than that level it came out is chance the input cannot show, and
         learning it per scene only over-fits (s = 1: every target at ``exposure_luma``).
+
+        With ``degrade_prob`` an input gets noise and JPEG compression (``degrade``) after
+        cropping, so its 8x8 blocks line up with the sample's edge as a photo's do.
         """
         ks = rng.integers(0, len(self), size=batch)
         lows, highs = [], []
@@ -266,7 +271,10 @@ class SicePairs:
             else:
                 sl = _random_crop(rng, low.shape[0], low.shape[1], crop)
                 low, high = low[sl], high[sl]
-            lows.append(flip(low))
+            low = flip(low)
+            if rng.random() < degrade_prob:
+                low = degrade(np.ascontiguousarray(low), rng)
+            lows.append(low)
             highs.append(flip(high))
         low_t, high_t = to_tensor(np.stack(lows), device), to_tensor(np.stack(highs), device)
         if exposure_shrink > 0:
@@ -275,6 +283,104 @@ class SicePairs:
             gain = torch.tensor(gains, dtype=high_t.dtype, device=high_t.device).view(-1, 1, 1, 1)
             high_t = (high_t * gain).clamp(0.0, 1.0)
         return low_t, high_t
+
+
+def split_runs(index: SiceIndex, val_fraction: float, val: bool) -> list[list[int]]:
+    return [run for run in index.runs if is_val_run(run, val_fraction) == val]
+
+
+def exposure_pairs(index: SiceIndex, val_fraction: float, val: bool) -> list[tuple[int, int]]:
+    """(input, target) pairs that teach a model to leave good exposures alone.
+
+    Every well-exposed frame maps to itself, and every frame of a run brighter than the
+    well-exposed range, or between the dark and the well-exposed ranges, maps to the
+    run's target (the well-exposed frame nearest luma 120), so over- and half-exposed
+    inputs are pulled to a normal exposure instead of brightened.
+    """
+    luma_of = dict(zip(index.ids, index.lumas, strict=True))
+    pairs = []
+    for run in split_runs(index, val_fraction, val):
+        normal = [i for i in run if HIGH_LUMA[0] <= luma_of[i] <= HIGH_LUMA[1]]
+        if not normal:
+            continue
+        target = min(normal, key=lambda i: abs(luma_of[i] - TARGET_LUMA))
+        pairs += [(i, i) for i in normal]
+        pairs += [
+            (i, target)
+            for i in run
+            if luma_of[i] > HIGH_LUMA[1] or LOW_LUMA[1] < luma_of[i] < HIGH_LUMA[0]
+        ]
+    return pairs
+
+
+def sice_frames(
+    index: SiceIndex, val_fraction: float, val: bool, lo: float, hi: float
+) -> list[int]:
+    """Ids of the split's frames whose mean luma (0..255) lies in [lo, hi]."""
+    luma_of = dict(zip(index.ids, index.lumas, strict=True))
+    return [
+        i for run in split_runs(index, val_fraction, val) for i in run if lo <= luma_of[i] <= hi
+    ]
+
+
+def load_exposure_pairs(root: Path, val_fraction: float, val: bool) -> SicePairs:
+    pairs = exposure_pairs(scan_sice(root), val_fraction, val)
+    needed = sorted({i for p in pairs for i in p})
+    slot = {i: k for k, i in enumerate(needed)}
+    images = load_many([root / f"{i}.jpg" for i in needed])
+    log.info("SICE exposure pairs: %d from %d images", len(pairs), len(needed))
+    return SicePairs(
+        images, np.array([slot[a] for a, _ in pairs]), np.array([slot[b] for _, b in pairs])
+    )
+
+
+# --------------------------------------------------------------------------- LOL
+
+
+def load_lol(root: Path, split: str) -> SicePairs:
+    """LOL-v1 ``our485`` (training) or ``eval15`` (test only) as (low, high) pairs."""
+    names = sorted(p.name for p in (root / split / "low").iterdir())
+    lows = load_many([root / split / "low" / n for n in names])
+    highs = load_many([root / split / "high" / n for n in names])
+    n = len(names)
+    log.info("LOL %s: %d pairs", split, n)
+    return SicePairs(np.concatenate([lows, highs]), np.arange(n), np.arange(n, 2 * n))
+
+
+def identity_pairs(images: np.ndarray) -> SicePairs:
+    """Each image mapped to itself (well-exposed photos must come back unchanged)."""
+    k = np.arange(len(images))
+    return SicePairs(images, k, k)
+
+
+# --------------------------------------------------------------------------- degradation
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """uint8 [H, W, 3] through a JPEG round trip at ``quality`` (4:2:0, as phones save)."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=int(quality))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def add_noise(image: np.ndarray, rng: np.random.Generator, shot: float, read: float) -> np.ndarray:
+    """Signal-dependent Poisson-Gaussian noise on uint8 sRGB, quantised back to uint8."""
+    x = image.astype(np.float32) / 255.0
+    sigma = np.sqrt(shot * x + read**2)
+    y = x + rng.standard_normal(x.shape, dtype=np.float32) * sigma
+    return np.round(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def degrade(
+    image: np.ndarray, rng: np.random.Generator, quality: tuple[int, int] = (30, 95)
+) -> np.ndarray:
+    """A dark photo as a phone or dashcam delivers it: sensor noise, then JPEG."""
+    noisy = add_noise(
+        image, rng, shot=float(rng.uniform(0, 2e-3)), read=float(rng.uniform(0, 4e-3))
+    )
+    return jpeg(noisy, int(rng.integers(quality[0], quality[1] + 1)))
 
 
 # --------------------------------------------------------------------------- CamVid
@@ -348,6 +454,19 @@ def darken(x: Tensor, gen: torch.Generator, strength: float = 1.0) -> Tensor:
     gain = 1.0 + strength * (u(0.05, 0.35) - 1.0)
     y = gain * x.clamp_min(0.0) ** gamma
     shot, read = u(1e-4, 4e-3), u(5e-4, 8e-3)
+    y = y + torch.randn(y.shape, generator=gen, device=x.device) * torch.sqrt(shot * y + read**2)
+    return torch.round(y.clamp(0.0, 1.0) * 255.0) / 255.0
+
+
+def dim(x: Tensor, gen: torch.Generator) -> Tensor:
+    """A mildly dim photo: sRGB gain in [0.3, 0.6], light sensor noise, 8-bit quantisation."""
+    b = x.shape[0]
+
+    def u(lo: float, hi: float) -> Tensor:
+        return lo + (hi - lo) * torch.rand(b, 1, 1, 1, generator=gen, device=x.device)
+
+    y = u(0.3, 0.6) * x.clamp_min(0.0)
+    shot, read = u(1e-4, 2e-3), u(5e-4, 4e-3)
     y = y + torch.randn(y.shape, generator=gen, device=x.device) * torch.sqrt(shot * y + read**2)
     return torch.round(y.clamp(0.0, 1.0) * 255.0) / 255.0
 

@@ -1,7 +1,9 @@
 """The deploy wrapper: the exact ONNX contract the service relies on.
 
 Inputs:  ``image``    uint8 [N, H, W, 3] RGB (NHWC), any H, W in 32..4096.
-Outputs: ``enhanced`` uint8 [N, H, W, 3]; ``mask`` uint8 [N, H, W], class ids 0..10.
+Outputs: ``enhanced`` uint8 [N, H, W, 3]; ``mask`` uint8 [N, H, W], class ids 0..10, or
+``UNKNOWN_ID`` (11, CamVid's void) where the network's top class probability is below
+``UNKNOWN_BELOW``: a client then draws nothing rather than a wrong label.
 
 Everything else (scaling, layout, padding to the network stride, cropping, rounding,
 argmax) happens inside the graph so that clients only move bytes.
@@ -13,19 +15,24 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sllen.model import SLLEN, up
+from sllen.model import IGNORE_INDEX, SLLEN, channel_softmax, up
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("enhanced", "mask")
 MIN_SIDE = 32
 MAX_SIDE = 4096
+UNKNOWN_ID = IGNORE_INDEX
+# Top softmax probability (at the logits' 1/4 resolution, upsampled) under which a pixel is
+# "unknown"; chosen on CamVid training frames (sllen.evaluate reports the share it removes).
+UNKNOWN_BELOW = 0.5
 
 
 class DeployWrapper(nn.Module):
-    def __init__(self, net: SLLEN) -> None:
+    def __init__(self, net: SLLEN, unknown_below: float = UNKNOWN_BELOW) -> None:
         super().__init__()
         self.net = net
         self.stride = net.stride
+        self.unknown_below = unknown_below
 
     def forward(self, image: Tensor) -> tuple[Tensor, Tensor]:
         # image: [N, H, W, 3] uint8
@@ -47,4 +54,9 @@ class DeployWrapper(nn.Module):
         # Crop after the argmax, not the 11-channel logits: per pixel it is the same mask,
         # and the crop copies 1 channel instead of 11 (600x400 ORT: 3% faster).
         mask = torch.argmax(logits, dim=1).float()[:, :h, :w]  # [N, H, W]
+        if self.unknown_below > 0:
+            # Confidence at 1/4 resolution, then upsampled: one channel, not eleven.
+            conf = up(channel_softmax(seg.logits).amax(dim=1, keepdim=True), 4)
+            unsure = conf[:, 0, :h, :w] < self.unknown_below
+            mask = torch.where(unsure, torch.full_like(mask, float(UNKNOWN_ID)), mask)
         return enhanced.to(torch.uint8), mask.to(torch.uint8)

@@ -29,7 +29,7 @@ import onnxruntime as ort
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from sllen.deploy import INPUT_NAME, OUTPUT_NAMES, DeployWrapper
+from sllen.deploy import INPUT_NAME, OUTPUT_NAMES, UNKNOWN_BELOW, UNKNOWN_ID, DeployWrapper
 from sllen.files import write_atomic
 from sllen.model import SLLEN, VARIANTS, NetConfig, build
 from sllen.serving import open_session
@@ -236,6 +236,7 @@ def write_weights(weights_dir: Path, loaded: Loaded, onnx_sha256: str) -> None:
         "weights": loaded.weights,
         "stride": loaded.net.stride,
         "opset": OPSET,
+        "mask_unknown": {"id": UNKNOWN_ID, "below_confidence": UNKNOWN_BELOW},
         "onnx_sha256": onnx_sha256,
         "tolerance": {
             "enhanced_within_1_min": ENHANCED_WITHIN_1_MIN,

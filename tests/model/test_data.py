@@ -162,3 +162,33 @@ def test_exposure_shrink_pulls_target_brightness_to_one_level() -> None:
             assert max(lumas) - min(lumas) > spread
         else:  # every target at the level (whole 64 px crops of 64 px frames)
             assert all(abs(v - level) < spread for v in lumas)
+
+
+def test_exposure_pairs_keep_good_frames_and_pull_bad_ones_to_the_target() -> None:
+    runs = [[1, 2, 3, 4, 5]]
+    lumas = [10.0, 60.0, 100.0, 125.0, 220.0]
+    index = D.SiceIndex(ids=[1, 2, 3, 4, 5], lumas=lumas, runs=runs, pairs=[])
+    val = D.is_val_run(runs[0], 0.12)
+    pairs = D.exposure_pairs(index, 0.12, val=val)
+    # Normal frames map to themselves; half- and over-exposed ones to the frame nearest 120;
+    # dark frames are the ordinary pairs' business.
+    assert sorted(pairs) == [(2, 4), (3, 3), (4, 4), (5, 4)]
+    assert D.exposure_pairs(index, 0.12, val=not val) == []
+    assert D.sice_frames(index, 0.12, val, 90, 170) == [3, 4]
+
+
+def test_degrade_adds_jpeg_blocks_and_noise_but_keeps_the_picture() -> None:
+    rng = np.random.default_rng(0)
+    image = np.repeat(np.repeat(scene(5, 64)[..., None], 3, -1) * 0.2, 1, 0).astype(np.uint8)
+    out = D.degrade(image, rng, quality=(30, 30))
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, image)
+    assert np.abs(out.astype(float) - image).mean() < 4
+    assert np.array_equal(D.jpeg(image, 95).shape, image.shape)
+
+
+def test_dim_is_a_mild_gain() -> None:
+    x = torch.full((64, 3, 16, 16), 0.8)
+    y = D.dim(x, torch.Generator().manual_seed(0))
+    per_image = y.mean(dim=(1, 2, 3)) / 0.8
+    assert float(per_image.min()) > 0.27 and float(per_image.max()) < 0.63

@@ -8,6 +8,7 @@ import torch
 
 from sllen import data as D
 from sllen import evaluate as E
+from sllen.deploy import UNKNOWN_ID
 from sllen.model import IGNORE_INDEX, build
 from sllen.studies import baselines as B
 
@@ -54,6 +55,44 @@ def test_miou_ignores_void_and_absent_classes() -> None:
     assert conf.sum() == 3
     # class 0: 1/2, class 1: 1/2; class 5 only predicted on void -> not counted
     assert E.miou(conf) == pytest.approx(0.5)
+
+
+def test_unknown_predictions_count_as_misses_not_as_a_class() -> None:
+    label = np.array([[0, 0, 1, 1]])
+    pred = np.array([[0, UNKNOWN_ID, 1, 1]])
+    iou = E.class_iou(E.confusion(pred, label))
+    assert iou[0] == pytest.approx(0.5) and iou[1] == pytest.approx(1.0)
+    assert np.isnan(iou[2])
+
+
+def test_blockiness_sees_8px_blocks_only() -> None:
+    rng = np.random.default_rng(0)
+    noise = rng.integers(100, 140, (64, 64, 3)).astype(np.uint8)
+    assert E.blockiness(noise) == pytest.approx(1.0, abs=0.1)
+    blocks = np.kron(rng.integers(0, 255, (8, 8, 1)), np.ones((8, 8, 1))).astype(np.uint8)
+    assert E.blockiness(np.clip(blocks.astype(int) + noise - 120, 0, 255).astype(np.uint8)) > 3
+    yy, xx = np.mgrid[0:64, 0:64]
+    ramp = np.repeat((20 + 0.3 * xx + 0.2 * yy + 3 * np.sin(xx / 3.0))[..., None], 3, -1)
+    smooth = ramp.astype(np.uint8)
+    assert E.blockiness(D.jpeg(smooth, 15)) > 1.3 * E.blockiness(smooth)
+
+
+def test_lol_scores_follow_skimage_and_gt_mean_undoes_a_gain() -> None:
+    high = dark_image(4, 40, 50) * 4 + 1  # odd: halving is not an exact gain
+    near = high.copy()
+    near[0, 0, 0] += 1
+    psnr, ssim, _ = E.lol_scores(near, high)
+    assert psnr == pytest.approx(E.psnr_u8(near, high))
+    assert ssim == pytest.approx(1.0, abs=1e-3)
+    half = (high // 2).astype(np.uint8)
+    p, _, g = E.lol_scores(half, high)
+    assert g > p + 3
+
+
+def test_exposure_metrics_report_the_largest_gain() -> None:
+    a = np.full((8, 8, 3), 100, np.uint8)
+    m = E.exposure_metrics([(a, a), (a, (a * 1.5).astype(np.uint8))], "well")
+    assert m["well_gain_max"] == pytest.approx(1.5) and m["well_brightened"] == 1
 
 
 def test_dusk_holdout_is_a_contiguous_tail_block() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sllen.deploy import DeployWrapper
+from sllen.deploy import UNKNOWN_ID, DeployWrapper
 from sllen.losses import charbonnier, semantic_kl, ssim
 from sllen.model import IGNORE_INDEX, NUM_CLASSES, VARIANTS, NetConfig, build, up
 
@@ -57,7 +57,7 @@ def test_deploy_contract(name: str, size: tuple[int, int]) -> None:
         enhanced, mask = wrapper(image)
     assert enhanced.dtype == torch.uint8 and enhanced.shape == image.shape
     assert mask.dtype == torch.uint8 and mask.shape == image.shape[:3]
-    assert int(mask.max()) <= NUM_CLASSES - 1
+    assert int(mask.max()) <= UNKNOWN_ID
 
 
 def test_batch_items_are_independent() -> None:
@@ -86,3 +86,17 @@ def test_bad_constructor_args() -> None:
         build(NetConfig(output_mode="residual"))
     with pytest.raises(ValueError):
         build(NetConfig(curve_iters=8, curve_maps=3))
+
+
+def test_unsure_pixels_come_back_unknown() -> None:
+    net = build(ALL_CONFIGS["tiny"]).eval()
+    image = torch.randint(0, 256, (1, 40, 56, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        _, sure = DeployWrapper(net, unknown_below=0.0)(image)
+        _, unsure = DeployWrapper(net, unknown_below=1.01)(image)
+        _, some = DeployWrapper(net)(image)
+    assert int(sure.max()) < UNKNOWN_ID
+    assert bool((unsure == UNKNOWN_ID).all())
+    # Where the threshold keeps a label it is the plain argmax label.
+    kept = some != UNKNOWN_ID
+    assert torch.equal(some[kept], sure[kept])
