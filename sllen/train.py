@@ -63,6 +63,15 @@ class TrainConfig:
     exposure_shrink: float = 0.0  # SICE targets' brightness pulled towards exposure_luma
     exposure_luma: float = D.EXPOSURE_LUMA
     seg_dark_prob: float = 0.75  # daylight CamVid darkened in seg steps
+    seg_mild_prob: float = 0.0  # ... or mildly dimmed (sRGB gain 0.3-0.6); the rest as shot
+    # Shares of each paired enhancement batch beside SICE dark -> normal: LOL-v1 our485
+    # pairs, SICE exposure pairs (normal -> itself, over- and half-exposed -> normal) and
+    # CamVid daylight frames -> themselves. ``degrade_prob``: dark inputs (SICE, LOL) get
+    # sensor noise and JPEG compression at quality 30-95, as phone and dashcam photos do.
+    lol_share: float = 0.0
+    exposure_share: float = 0.0
+    camvid_identity_share: float = 0.0
+    degrade_prob: float = 0.0
     w_charbonnier: float = 1.0
     w_ssim: float = 0.5
     w_semantic: float = 0.1
@@ -103,15 +112,28 @@ class Data:
     sice_val: D.SicePairs
     camvid: D.CamVid
     weights: Tensor
+    lol: D.SicePairs | None = None
+    exposure: D.SicePairs | None = None
+    camvid_identity: D.SicePairs | None = None
 
 
 def load_data(cfg: TrainConfig) -> Data:
     root = Path(cfg.data_root)
+    camvid = D.CamVid.load(root / "camvid", "train", dusk="drop_holdout")
     return Data(
         sice=D.SicePairs.load(root / "sice", cfg.val_fraction, val=False),
         sice_val=D.SicePairs.load(root / "sice", cfg.val_fraction, val=True),
-        camvid=D.CamVid.load(root / "camvid", "train", dusk="drop_holdout"),
+        camvid=camvid,
         weights=D.class_weights().to(cfg.device),
+        lol=D.load_lol(root / "lol", "our485") if cfg.lol_share > 0 else None,
+        exposure=(
+            D.load_exposure_pairs(root / "sice", cfg.val_fraction, val=False)
+            if cfg.exposure_share > 0
+            else None
+        ),
+        camvid_identity=(
+            D.identity_pairs(camvid.images[~camvid.dusk]) if cfg.camvid_identity_share > 0 else None
+        ),
     )
 
 
@@ -177,9 +199,13 @@ def seg_batch(
     x, labels, dusk = data.camvid.sample(rng, cfg.batch_size, cfg.crop, device=cfg.device)
     dark = D.darken(x, gen)
     light = D.darken(x, gen, strength=0.3)  # the dusk frames are dark already
-    use_dark = torch.rand(x.shape[0], 1, 1, 1, generator=gen, device=x.device) < cfg.seg_dark_prob
-    use_dark &= ~dusk.view(-1, 1, 1, 1)
+    r = torch.rand(x.shape[0], 1, 1, 1, generator=gen, device=x.device)
+    daylight = ~dusk.view(-1, 1, 1, 1)
+    use_dark = (r < cfg.seg_dark_prob) & daylight
+    use_mild = (r >= cfg.seg_dark_prob) & (r < cfg.seg_dark_prob + cfg.seg_mild_prob) & daylight
     x = torch.where(use_dark, dark, torch.where(dusk.view(-1, 1, 1, 1), light, x))
+    if cfg.seg_mild_prob > 0:
+        x = torch.where(use_mild, D.dim(x, gen), x)
     return x.contiguous(memory_format=torch.channels_last), labels
 
 
@@ -192,22 +218,51 @@ def enh_loss(model: SLLEN, dark: Tensor, target: Tensor, cfg: TrainConfig) -> tu
     return cfg.w_charbonnier * l_c + cfg.w_ssim * l_s, out
 
 
-def enh_step_loss(
-    model: SLLEN, data: Data, cfg: TrainConfig, rng: np.random.Generator, gen: torch.Generator
-) -> tuple[str, Tensor]:
-    if rng.random() >= cfg.camvid_enh_prob:
-        low, high = data.sice.sample(
+def batch_split(cfg: TrainConfig) -> dict[str, int]:
+    """How many samples of each paired source make one enhancement batch (SICE the rest)."""
+    n = {
+        "lol": round(cfg.batch_size * cfg.lol_share),
+        "exposure": round(cfg.batch_size * cfg.exposure_share),
+        "camvid_identity": round(cfg.batch_size * cfg.camvid_identity_share),
+    }
+    n["sice"] = cfg.batch_size - sum(n.values())
+    if n["sice"] < 0:
+        raise ValueError("lol_share + exposure_share + camvid_identity_share exceed 1")
+    return n
+
+
+def paired_batch(data: Data, cfg: TrainConfig, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+    """One enhancement batch mixed from the paired sources, in the shares of ``batch_split``."""
+    lows, highs = [], []
+    for name, n in batch_split(cfg).items():
+        pairs = data.sice if name == "sice" else getattr(data, name)
+        if n == 0 or pairs is None:
+            continue
+        dark_input = name in ("sice", "lol")
+        low, high = pairs.sample(
             rng,
-            cfg.batch_size,
+            n,
             cfg.crop,
             cfg.whole_prob,
             cfg.dihedral,
             device=cfg.device,
-            exposure_shrink=cfg.exposure_shrink,
+            exposure_shrink=cfg.exposure_shrink if name == "sice" else 0.0,
             exposure_luma=cfg.exposure_luma,
+            degrade_prob=cfg.degrade_prob if dark_input else 0.0,
         )
+        lows.append(low)
+        highs.append(high)
+    cat = torch.cat(lows).contiguous(memory_format=torch.channels_last)
+    return cat, torch.cat(highs).contiguous(memory_format=torch.channels_last)
+
+
+def enh_step_loss(
+    model: SLLEN, data: Data, cfg: TrainConfig, rng: np.random.Generator, gen: torch.Generator
+) -> tuple[str, Tensor]:
+    if rng.random() >= cfg.camvid_enh_prob:
+        low, high = paired_batch(data, cfg, rng)
         loss, _ = enh_loss(model, low, high, cfg)
-        return "sice", loss
+        return "pairs", loss
     normal, _, _ = data.camvid.sample(
         rng, cfg.batch_size, cfg.crop, daylight_only=True, device=cfg.device
     )

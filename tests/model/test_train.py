@@ -127,3 +127,28 @@ def test_llemn_finetune_starts_from_a_run_and_moves_only_llemn(tmp_path: Path) -
         if name.startswith(("encoder.", "ssan.")):
             assert same, name  # frozen: the mask cannot change
     assert any(not torch.equal(v, base[n]) for n, v in tuned.items() if n.startswith("llemn."))
+
+
+def test_enhancement_batches_mix_every_paired_source_in_its_share() -> None:
+    data = fake_data()
+    lol_images = np.stack([np.full((48, 64, 3), 10, np.uint8), np.full((48, 64, 3), 200, np.uint8)])
+    data.lol = D.SicePairs(lol_images, np.array([0]), np.array([1]))
+    data.exposure = D.identity_pairs(np.full((1, 40, 40, 3), 120, np.uint8))
+    cfg = tiny_cfg(batch_size=8, lol_share=0.25, exposure_share=0.25, degrade_prob=1.0)
+    assert T.batch_split(cfg) == {"lol": 2, "exposure": 2, "camvid_identity": 0, "sice": 4}
+    low, high = T.paired_batch(data, cfg, np.random.default_rng(0))
+    assert low.shape == high.shape == (8, 3, 32, 32)
+    # Sources come in batch_split's order: LOL, then the exposure identity pairs (no degradation).
+    assert float(high[:2].mean()) == pytest.approx(200 / 255, abs=1e-6)
+    assert torch.equal(low[2:4], high[2:4])
+    with pytest.raises(ValueError, match="exceed"):
+        T.batch_split(tiny_cfg(lol_share=0.8, exposure_share=0.8))
+
+
+def test_seg_batches_include_mildly_dim_frames() -> None:
+    cfg = tiny_cfg(batch_size=64, seg_dark_prob=0.0, seg_mild_prob=1.0)
+    data = fake_data()
+    data.camvid.dusk[:] = False
+    x, _ = T.seg_batch(data, cfg, np.random.default_rng(0), torch.Generator().manual_seed(0))
+    ratio = float(x.mean()) / (float(data.camvid.images.mean()) / 255)
+    assert 0.25 < ratio < 0.65
