@@ -157,6 +157,49 @@ class FeatureEnhanceBlock(nn.Module):
         return self.body(x)
 
 
+class ExposureGate(nn.Module):
+    """How much of the enhancement an image gets, in [0, 1], from its exposure statistics:
+    log mean luma, RMS luma, and the shares of dark (< ~0.15) and clipped (> ~0.9) pixels.
+
+    A well-exposed photo should come back as it went in; one global number learns that far
+    faster than every per-pixel head learning to be the identity. It sees statistics, not
+    features: fed the bottleneck it learned "street scene -> leave alone" from the CamVid
+    identity pairs and shut for dark street scenes too. Starts at 0.98 (last layer zero).
+    """
+
+    N_STATS = 4
+
+    def __init__(self, act: str, hidden: int = 16) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            conv1x1(self.N_STATS, hidden), ACTIVATIONS[act](), conv1x1(hidden, 1)
+        )
+        last = self.mlp[-1]
+        assert isinstance(last, nn.Conv2d)
+        nn.init.zeros_(last.weight)
+        nn.init.constant_(last.bias, 4.0)  # sigmoid(4) = 0.982
+
+    @staticmethod
+    def stats(lum: Tensor) -> Tensor:
+        """lum: [B, 1, H, W] in [0, 1] -> [B, 4, 1, 1]."""
+
+        def mean(t: Tensor) -> Tensor:
+            return t.mean(dim=(2, 3), keepdim=True)
+
+        return torch.cat(
+            [
+                torch.log(mean(lum) + 1e-3),
+                torch.sqrt(mean(lum * lum)),
+                mean(torch.sigmoid((0.15 - lum) * 40.0)),
+                mean(torch.sigmoid((lum - 0.9) * 40.0)),
+            ],
+            dim=1,
+        )
+
+    def forward(self, lum: Tensor) -> Tensor:
+        return torch.sigmoid(self.mlp(self.stats(lum)))  # [B, 1, 1, 1]
+
+
 class GlobalContext(nn.Module):
     """Image-level scale and shift from the pooled bottleneck.
 
@@ -249,6 +292,7 @@ class SLLEN(nn.Module):
         curve_maps: int = 2,
         input_norm: bool = False,
         global_context: bool = False,
+        exposure_gate: bool = False,
     ) -> None:
         super().__init__()
         if len(enc_widths) < 3:
@@ -281,6 +325,7 @@ class SLLEN(nn.Module):
             use_semantics,
             global_context,
         )
+        self.gate = ExposureGate(act) if exposure_gate else None
 
     def normalise(self, x: Tensor) -> Tensor:
         """Exposure normalisation: scale each image so its mean luma is ``NORM_LUMA``.
@@ -307,7 +352,13 @@ class SLLEN(nn.Module):
 
     def enhance(self, x: Tensor, feats: list[Tensor], seg: SegOutput) -> Tensor:
         """x: [B, 3, H, W] in [0, 1] -> enhanced [B, 3, H, W] (not clamped in gain mode)."""
-        params = up(self.llemn(feats, seg), 2)  # [B, out_ch, H, W]
+        out = self._enhance(x, up(self.llemn(feats, seg), 2))
+        if self.gate is None:
+            return out
+        return x + self.gate((x * self.luma_weights).sum(dim=1, keepdim=True)) * (out - x)
+
+    def _enhance(self, x: Tensor, params: Tensor) -> Tensor:
+        """params: [B, out_ch, H, W], the LLEmN head at full resolution."""
         if self.output_mode == "gain":
             # Gain up to e^4 ~ 55x: enough for luma 4 -> 200.
             return x * torch.exp(4.0 * torch.tanh(params))
@@ -360,6 +411,7 @@ class NetConfig:
     curve_maps: int = 2
     input_norm: bool = False  # old checkpoints lack the key and were trained without it
     global_context: bool = False
+    exposure_gate: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> NetConfig:

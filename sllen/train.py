@@ -72,6 +72,7 @@ class TrainConfig:
     exposure_share: float = 0.0
     camvid_identity_share: float = 0.0
     degrade_prob: float = 0.0
+    gate_lr_mult: float = 10.0  # the exposure gate's learning rate over ``lr``
     w_charbonnier: float = 1.0
     w_ssim: float = 0.5
     w_semantic: float = 0.1
@@ -87,6 +88,9 @@ class TrainConfig:
     # stays exactly that of ``init_from``.
     init_from: str = ""
     finetune_llemn: bool = False
+    # ... or the exposure gate alone: enhancement and mask stay those of ``init_from`` except
+    # for how much of the enhancement each image gets.
+    finetune_gate: bool = False
     log_every: int = 25
     eval_every: int = 400
     save_every_min: float = 3.0
@@ -138,14 +142,21 @@ def load_data(cfg: TrainConfig) -> Data:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in trainable if p.ndim > 1]
-    no_decay = [p for p in trainable if p.ndim <= 1]
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    # The exposure gate starts from zero weights beside converged ones: a higher learning
+    # rate lets it learn in a fine-tune's few thousand steps.
+    gate = [p for n, p in named if n.startswith("gate.")]
+    rest = [p for n, p in named if not n.startswith("gate.")]
+    decay = [p for p in rest if p.ndim > 1]
+    no_decay = [p for p in rest if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay, "lr_mult": 1.0},
+        {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0},
+    ]
+    if gate:
+        groups.append({"params": gate, "weight_decay": 0.0, "lr_mult": cfg.gate_lr_mult})
     return torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+        groups,
         lr=cfg.lr,
         # One kernel for all parameters: a small net's step is launch-bound on a GPU.
         fused=cfg.device.startswith("cuda") or None,
@@ -288,7 +299,7 @@ def train_step(
     the host wait for the GPU every step (the loop checks it at each log line)."""
     opt.zero_grad(set_to_none=True)
     with autocast(cfg):
-        if not cfg.finetune_llemn and step % cfg.seg_every == 0:
+        if not (cfg.finetune_llemn or cfg.finetune_gate) and step % cfg.seg_every == 0:
             x, labels = seg_batch(data, cfg, rng, gen)
             kind, loss = "seg", seg_loss(model, x, labels, data.weights)
         else:
@@ -403,13 +414,21 @@ def resume_or_init(
     ema = build(cfg.net).to(cfg.device, memory_format=torch.channels_last)
     if cfg.init_from:
         init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
-        model.load_state_dict(init["ema"] if init.get("ema") is not None else init["model"])
-        log.info("initialised from %s (step %s)", cfg.init_from, init.get("step"))
+        state = init["ema"] if init.get("ema") is not None else init["model"]
+        # A module the initial weights lack (e.g. a new exposure gate) starts fresh.
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("gate.") for k in missing):
+            raise ValueError(f"{cfg.init_from}: missing {missing}, unexpected {unexpected}")
+        log.info("initialised from %s (step %s; new: %s)", cfg.init_from, init.get("step"), missing)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
-    if cfg.finetune_llemn:
+    if cfg.finetune_llemn or cfg.finetune_gate:
         model.encoder.requires_grad_(False)
         model.ssan.requires_grad_(False)
+    if cfg.finetune_gate:
+        if model.gate is None:
+            raise ValueError("finetune_gate needs net.exposure_gate")
+        model.llemn.requires_grad_(False)
     opt = make_optimizer(model, cfg)
     rng = np.random.default_rng(cfg.seed)
     step, elapsed = 0, 0.0
@@ -447,7 +466,7 @@ def run(cfg: TrainConfig, out: Path, resume_from: Path | None = None) -> None:
     while not batches_done(step, cfg, time.monotonic() - t_start):
         prog = progress(step, time.monotonic() - t_start, cfg)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, prog, cfg)
+            g["lr"] = lr_at(step, prog, cfg) * g.get("lr_mult", 1.0)
         kind, loss = train_step(model, opt, data, cfg, step, rng, gen)
         update_ema(ema, model, step, cfg.ema_decay)
         meter.add(kind, loss)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -35,6 +37,8 @@ def test_forward_shapes_and_finite(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_every_parameter_gets_a_gradient(name: str) -> None:
     net = build(ALL_CONFIGS[name]).train()
+    if net.gate is not None:  # zero-initialised last layer: nothing flows past it at step 0
+        torch.nn.init.normal_(net.gate.mlp[-1].weight, std=0.1)
     s = net.stride
     x = torch.rand(2, 3, 2 * s, 3 * s) * 0.2
     target = torch.rand_like(x)
@@ -100,3 +104,18 @@ def test_unsure_pixels_come_back_unknown() -> None:
     # Where the threshold keeps a label it is the plain argmax label.
     kept = some != UNKNOWN_ID
     assert torch.equal(some[kept], sure[kept])
+
+
+def test_exposure_gate_starts_near_the_ungated_model_and_can_return_the_input() -> None:
+    cfg = ALL_CONFIGS["tiny_gate"]
+    gated = build(cfg).eval()
+    plain = build(dataclasses.replace(cfg, exposure_gate=False)).eval()
+    plain.load_state_dict(
+        {k: v for k, v in gated.state_dict().items() if not k.startswith("gate.")}
+    )
+    x = torch.rand(1, 3, 32, 48) * 0.2
+    with torch.no_grad():
+        assert (gated(x)[0] - plain(x)[0]).abs().max() < 0.02
+        assert gated.gate is not None
+        torch.nn.init.constant_(gated.gate.mlp[-1].bias, -30.0)  # gate shut: the input itself
+        assert torch.allclose(gated(x)[0], x, atol=1e-6)
