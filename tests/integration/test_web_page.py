@@ -81,7 +81,8 @@ def test_desktop_upload_slider_mask_and_download(browser, stack: Stack) -> None:
     with Image.open(io.BytesIO(masked)) as m, Image.open(io.BytesIO(after)) as a:
         diff = np.abs(np.asarray(m, np.float32) - np.asarray(a, np.float32)).mean()
     assert diff > 5  # the overlay is drawn
-    assert page.locator("#legend li").count() == 11
+    assert page.locator("#legend li").count() == 12  # 11 classes and "unknown"
+    assert page.locator("#legend li").last.inner_text() == "unknown"
     page.screenshot(path=str(SHOTS / "desktop-page.png"), full_page=True)
 
     with page.expect_download() as info:
