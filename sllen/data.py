@@ -289,13 +289,17 @@ def split_runs(index: SiceIndex, val_fraction: float, val: bool) -> list[list[in
     return [run for run in index.runs if is_val_run(run, val_fraction) == val]
 
 
-def exposure_pairs(index: SiceIndex, val_fraction: float, val: bool) -> list[tuple[int, int]]:
+def exposure_pairs(
+    index: SiceIndex, val_fraction: float, val: bool, half_max: float = HIGH_LUMA[0]
+) -> list[tuple[int, int]]:
     """(input, target) pairs that teach a model to leave good exposures alone.
 
     Every well-exposed frame maps to itself, and every frame of a run brighter than the
-    well-exposed range, or between the dark and the well-exposed ranges, maps to the
-    run's target (the well-exposed frame nearest luma 120), so over- and half-exposed
-    inputs are pulled to a normal exposure instead of brightened.
+    well-exposed range, or between the dark range and ``half_max``, maps to the run's
+    target (the well-exposed frame nearest luma 120), so over- and half-exposed inputs are
+    pulled to a normal exposure instead of brightened. Frames from ``half_max`` up to the
+    well-exposed range are left out: a street photo at mean luma 75 (CamVid's daylight) is
+    one users call well exposed, and a SICE frame there brightened 1.6x says the opposite.
     """
     luma_of = dict(zip(index.ids, index.lumas, strict=True))
     pairs = []
@@ -308,7 +312,7 @@ def exposure_pairs(index: SiceIndex, val_fraction: float, val: bool) -> list[tup
         pairs += [
             (i, target)
             for i in run
-            if luma_of[i] > HIGH_LUMA[1] or LOW_LUMA[1] < luma_of[i] < HIGH_LUMA[0]
+            if luma_of[i] > HIGH_LUMA[1] or LOW_LUMA[1] < luma_of[i] < min(half_max, HIGH_LUMA[0])
         ]
     return pairs
 
@@ -323,8 +327,10 @@ def sice_frames(
     ]
 
 
-def load_exposure_pairs(root: Path, val_fraction: float, val: bool) -> SicePairs:
-    pairs = exposure_pairs(scan_sice(root), val_fraction, val)
+def load_exposure_pairs(
+    root: Path, val_fraction: float, val: bool, half_max: float = HIGH_LUMA[0]
+) -> SicePairs:
+    pairs = exposure_pairs(scan_sice(root), val_fraction, val, half_max)
     needed = sorted({i for p in pairs for i in p})
     slot = {i: k for k, i in enumerate(needed)}
     images = load_many([root / f"{i}.jpg" for i in needed])

@@ -69,7 +69,9 @@ class TrainConfig:
     # CamVid daylight frames -> themselves. ``degrade_prob``: dark inputs (SICE, LOL) get
     # sensor noise and JPEG compression at quality 30-95, as phone and dashcam photos do.
     lol_share: float = 0.0
+    lol_identity_share: float = 0.0  # our485 ``high`` frames -> themselves
     exposure_share: float = 0.0
+    exposure_half_max: float = D.HIGH_LUMA[0]  # half-exposed pairs only below this luma
     camvid_identity_share: float = 0.0
     degrade_prob: float = 0.0
     gate_lr_mult: float = 10.0  # the exposure gate's learning rate over ``lr``
@@ -117,6 +119,7 @@ class Data:
     camvid: D.CamVid
     weights: Tensor
     lol: D.SicePairs | None = None
+    lol_identity: D.SicePairs | None = None
     exposure: D.SicePairs | None = None
     camvid_identity: D.SicePairs | None = None
 
@@ -124,14 +127,23 @@ class Data:
 def load_data(cfg: TrainConfig) -> Data:
     root = Path(cfg.data_root)
     camvid = D.CamVid.load(root / "camvid", "train", dusk="drop_holdout")
+    need_lol = cfg.lol_share > 0 or cfg.lol_identity_share > 0
+    lol = D.load_lol(root / "lol", "our485") if need_lol else None
     return Data(
         sice=D.SicePairs.load(root / "sice", cfg.val_fraction, val=False),
         sice_val=D.SicePairs.load(root / "sice", cfg.val_fraction, val=True),
         camvid=camvid,
         weights=D.class_weights().to(cfg.device),
-        lol=D.load_lol(root / "lol", "our485") if cfg.lol_share > 0 else None,
+        lol=lol,
+        lol_identity=(
+            D.identity_pairs(lol.images[lol.high_idx])
+            if lol is not None and cfg.lol_identity_share > 0
+            else None
+        ),
         exposure=(
-            D.load_exposure_pairs(root / "sice", cfg.val_fraction, val=False)
+            D.load_exposure_pairs(
+                root / "sice", cfg.val_fraction, val=False, half_max=cfg.exposure_half_max
+            )
             if cfg.exposure_share > 0
             else None
         ),
@@ -233,12 +245,13 @@ def batch_split(cfg: TrainConfig) -> dict[str, int]:
     """How many samples of each paired source make one enhancement batch (SICE the rest)."""
     n = {
         "lol": round(cfg.batch_size * cfg.lol_share),
+        "lol_identity": round(cfg.batch_size * cfg.lol_identity_share),
         "exposure": round(cfg.batch_size * cfg.exposure_share),
         "camvid_identity": round(cfg.batch_size * cfg.camvid_identity_share),
     }
     n["sice"] = cfg.batch_size - sum(n.values())
     if n["sice"] < 0:
-        raise ValueError("lol_share + exposure_share + camvid_identity_share exceed 1")
+        raise ValueError("the shares of the paired sources beside SICE exceed 1")
     return n
 
 

@@ -174,6 +174,8 @@ def test_exposure_pairs_keep_good_frames_and_pull_bad_ones_to_the_target() -> No
     # dark frames are the ordinary pairs' business.
     assert sorted(pairs) == [(2, 4), (3, 3), (4, 4), (5, 4)]
     assert D.exposure_pairs(index, 0.12, val=not val) == []
+    # Below half_max only: a frame at luma 60 may pass for well exposed (CamVid's daylight).
+    assert sorted(D.exposure_pairs(index, 0.12, val=val, half_max=50)) == [(3, 3), (4, 4), (5, 4)]
     assert D.sice_frames(index, 0.12, val, 90, 170) == [3, 4]
 
 

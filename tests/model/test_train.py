@@ -135,7 +135,13 @@ def test_enhancement_batches_mix_every_paired_source_in_its_share() -> None:
     data.lol = D.SicePairs(lol_images, np.array([0]), np.array([1]))
     data.exposure = D.identity_pairs(np.full((1, 40, 40, 3), 120, np.uint8))
     cfg = tiny_cfg(batch_size=8, lol_share=0.25, exposure_share=0.25, degrade_prob=1.0)
-    assert T.batch_split(cfg) == {"lol": 2, "exposure": 2, "camvid_identity": 0, "sice": 4}
+    assert T.batch_split(cfg) == {
+        "lol": 2,
+        "lol_identity": 0,
+        "exposure": 2,
+        "camvid_identity": 0,
+        "sice": 4,
+    }
     low, high = T.paired_batch(data, cfg, np.random.default_rng(0))
     assert low.shape == high.shape == (8, 3, 32, 32)
     # Sources come in batch_split's order: LOL, then the exposure identity pairs (no degradation).
@@ -152,3 +158,15 @@ def test_seg_batches_include_mildly_dim_frames() -> None:
     x, _ = T.seg_batch(data, cfg, np.random.default_rng(0), torch.Generator().manual_seed(0))
     ratio = float(x.mean()) / (float(data.camvid.images.mean()) / 255)
     assert 0.25 < ratio < 0.65
+
+
+def test_lol_identity_pairs_map_our485_references_to_themselves() -> None:
+    data = fake_data()
+    lol_images = np.stack([np.full((48, 64, 3), 10, np.uint8), np.full((48, 64, 3), 90, np.uint8)])
+    data.lol = D.SicePairs(lol_images, np.array([0]), np.array([1]))
+    data.lol_identity = D.identity_pairs(data.lol.images[data.lol.high_idx])
+    cfg = tiny_cfg(batch_size=4, lol_identity_share=0.5, degrade_prob=1.0)
+    low, high = T.paired_batch(data, cfg, np.random.default_rng(0))
+    # The identity pairs are never degraded: the reference is already a finished photo.
+    assert torch.equal(low[:2], high[:2])
+    assert float(high[:2].mean()) == pytest.approx(90 / 255, abs=1e-6)
