@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -16,8 +17,24 @@ from tests.conftest import LOG_DIR
 _prefixes = itertools.count()
 
 
-def inferences(triton_url: str) -> int:
-    """Images Triton has run through the model so far (its statistics count each one)."""
+def inferences(triton_url: str, quiet_s: float = 0.5, timeout_s: float = 15.0) -> int:
+    """Images Triton has run through the model so far (its statistics count each one).
+
+    Triton counts a batch after its responses have gone out, so a client holding its answer can
+    read a count that is still short (1 read in 40 on the loaded 2-core Xeon): the count is taken
+    once it has held still for ``quiet_s``."""
+    deadline = time.monotonic() + timeout_s
+    count = _inference_count(triton_url)
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = _inference_count(triton_url)
+        if now == count:
+            return count
+        count = now
+    raise TimeoutError(f"Triton's inference count still moving after {timeout_s:.0f} s")
+
+
+def _inference_count(triton_url: str) -> int:
     with triton_grpc.InferenceServerClient(triton_url) as client:
         stats = client.get_inference_statistics("sllen", as_json=True)
     return sum(int(m.get("inference_count", 0)) for m in stats["model_stats"])
