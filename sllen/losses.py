@@ -1,4 +1,4 @@
-"""Losses: Charbonnier, SSIM, and the semantic-consistency KL."""
+"""Losses: Charbonnier, SSIM, image brightness, and the semantic-consistency KL."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ from torch import Tensor
 
 def charbonnier(x: Tensor, y: Tensor, eps: float = 1e-3) -> Tensor:
     return torch.sqrt((x - y) ** 2 + eps * eps).mean()
+
+
+def brightness(x: Tensor, y: Tensor) -> Tensor:
+    """Mean absolute difference of each image's per-channel means: a global exposure and colour
+    cast that per-pixel losses weigh no more than any local error."""
+    return (x.mean(dim=(2, 3)) - y.mean(dim=(2, 3))).abs().mean()
 
 
 def _gauss_window(size: int, sigma: float, channels: int, device: torch.device) -> Tensor:

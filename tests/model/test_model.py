@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from sllen.deploy import UNKNOWN_ID, DeployWrapper
-from sllen.losses import charbonnier, semantic_kl, ssim
+from sllen.losses import brightness, charbonnier, semantic_kl, ssim
 from sllen.model import IGNORE_INDEX, NUM_CLASSES, VARIANTS, NetConfig, build, up
 
 from .conftest import ALL_CONFIGS
@@ -72,6 +72,15 @@ def test_batch_items_are_independent() -> None:
         one_e, one_m = wrapper(images[1:2])
     assert (batch_e[1:2].int() - one_e.int()).abs().max() <= 1
     assert (batch_m[1:2] == one_m).float().mean() > 0.99
+
+
+def test_brightness_loss_sees_exposure_not_layout() -> None:
+    x = torch.rand(2, 3, 16, 16)
+    shuffled = x.flatten(2)[..., torch.randperm(256)].view_as(x)
+    assert float(brightness(shuffled, x)) < 1e-6  # same means: no penalty, however arranged
+    darker = brightness(0.8 * x, x)
+    expected = (0.2 * x.mean(dim=(2, 3))).mean()
+    assert torch.allclose(darker, expected, atol=1e-6)
 
 
 def test_variant_configs_round_trip() -> None:
