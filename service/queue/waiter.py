@@ -108,4 +108,5 @@ class ResultWaiter:
                 backoff_s = min(backoff_s * 2, 5.0)
             finally:
                 with contextlib.suppress(RedisError, RuntimeError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    # redis-py annotates aclose() in some releases and not in others.
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
