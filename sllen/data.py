@@ -331,6 +331,10 @@ def load_exposure_pairs(
     root: Path, val_fraction: float, val: bool, half_max: float = HIGH_LUMA[0]
 ) -> SicePairs:
     pairs = exposure_pairs(scan_sice(root), val_fraction, val, half_max)
+    if (root / PACKED_INDEX).exists():  # a packed copy may hold some runs' pairs only
+        total = len(pairs)
+        pairs = [p for p in pairs if all((root / f"{i}.jpg").exists() for i in p)]
+        log.info("packed SICE copy: %d of %d exposure pairs", len(pairs), total)
     needed = sorted({i for p in pairs for i in p})
     slot = {i: k for k, i in enumerate(needed)}
     images = load_many([root / f"{i}.jpg" for i in needed])
