@@ -135,6 +135,20 @@ def test_packed_copy_keeps_the_pairs_and_labels(tmp_path) -> None:  # type: igno
     assert a.names == b.names and np.array_equal(a.labels, b.labels)  # labels stay lossless
     assert np.abs(a.images.astype(int) - b.images.astype(int)).mean() < 12  # JPEG, 4:2:0
     assert list(b.dusk) == [True, True, False]
+    exposure_full = D.load_exposure_pairs(src / "sice", 0.0, val=False)
+    exposure_packed = D.load_exposure_pairs(out / "sice", 0.0, val=False)
+    assert len(exposure_packed) == len(exposure_full)
+    assert np.array_equal(exposure_packed.images, exposure_full.images)
+
+    for part in ("low", "high"):  # LOL packs as a part of its own, bytes unchanged
+        (src / "lol" / "our485" / part).mkdir(parents=True)
+        Image.fromarray(np.stack([scene(7, 32)] * 3, -1).astype(np.uint8)).save(
+            src / "lol" / "our485" / part / "1.png"
+        )
+    pack.main(["--src", str(src), "--out", str(tmp_path / "lol_part"), "--sources", "lol"])
+    lol = D.load_lol(tmp_path / "lol_part" / "lol", "our485")
+    assert np.array_equal(lol.images, D.load_lol(src / "lol", "our485").images)
+    assert not (tmp_path / "lol_part" / "sice").exists()
 
 
 def test_exposure_shrink_pulls_target_brightness_to_one_level() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from sllen.deploy import UNKNOWN_ID, DeployWrapper
 from sllen.losses import brightness, charbonnier, semantic_kl, ssim
 from sllen.model import IGNORE_INDEX, NUM_CLASSES, VARIANTS, NetConfig, build, up
+from sllen.studies.unet_baseline import PlainUNet, enhancer
 
 from .conftest import ALL_CONFIGS
 
@@ -128,3 +130,11 @@ def test_exposure_gate_starts_near_the_ungated_model_and_can_return_the_input() 
         assert gated.gate is not None
         torch.nn.init.constant_(gated.gate.mlp[-1].bias, -30.0)  # gate shut: the input itself
         assert torch.allclose(gated(x)[0], x, atol=1e-6)
+
+
+def test_unet_baseline_is_the_reference_size_and_keeps_any_frame_shape() -> None:
+    model = PlainUNet().eval()
+    assert 200_000 < sum(p.numel() for p in model.parameters()) < 300_000
+    frame = np.random.default_rng(0).integers(0, 40, (37, 50, 3), dtype=np.uint8)
+    out = enhancer(model)(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
