@@ -137,7 +137,9 @@ def train(
         opt.step()
         step += 1
         if step % 50 == 0:
-            log.info("step %d loss %.4f %.1f/%.0f min", step, float(loss), elapsed / 60, minutes)
+            log.info(
+                "step %d loss %.4f %.1f/%.0f min", step, float(loss.detach()), elapsed / 60, minutes
+            )
         if time.monotonic() - t_save > 180:
             save(last, state())
             t_save = time.monotonic()
