@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from sllen import data as D
 from sllen.evaluate import sice_metrics
 from sllen.losses import charbonnier, ssim
+from sllen.train import TrainConfig, save_atomic
 
 log = logging.getLogger("unet_baseline")
 WIDTHS = (16, 32, 48, 72)  # 243k parameters, the reference's 0.25M
@@ -87,12 +88,6 @@ def enhancer(model: PlainUNet) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
-def save(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)  # a cut-off run keeps its previous checkpoint whole
-
-
 def train(
     out: Path, minutes: float, crop: int, batch: int, lr: float, seed: int
 ) -> dict[str, float]:
@@ -110,8 +105,8 @@ def train(
         step, elapsed = ck["step"], ck["elapsed_s"]
         log.info("resumed at step %d (%.1f min)", step, elapsed / 60)
     root = D.DEFAULT_DATA_ROOT / "sice"
-    pairs = D.SicePairs.load(root, 0.12, val=False)
-    val = D.SicePairs.load(root, 0.12, val=True)
+    pairs = D.SicePairs.load(root, TrainConfig.val_fraction, val=False)  # SLLEN's own split
+    val = D.SicePairs.load(root, TrainConfig.val_fraction, val=True)
     log.info("params=%d", sum(p.numel() for p in model.parameters()))
     budget = minutes * 60
 
@@ -141,9 +136,9 @@ def train(
                 "step %d loss %.4f %.1f/%.0f min", step, float(loss.detach()), elapsed / 60, minutes
             )
         if time.monotonic() - t_save > 180:
-            save(last, state())
+            save_atomic(state(), last)
             t_save = time.monotonic()
-    save(last, state())
+    save_atomic(state(), last)
     model.eval()
     result = sice_metrics(enhancer(model), val) | {"steps": step, "minutes": elapsed / 60}
     log.info("SICE val %s", result)
