@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch import Tensor, nn
 from sllen import data as D
 from sllen.evaluate import sice_metrics
 from sllen.losses import charbonnier, ssim
-from sllen.train import TrainConfig, save_atomic
+from sllen.train import TrainConfig, lr_at, save_atomic
 
 log = logging.getLogger("unet_baseline")
 WIDTHS = (16, 32, 48, 72)  # 243k parameters, the reference's 0.25M
@@ -109,6 +108,7 @@ def train(
     val = D.SicePairs.load(root, TrainConfig.val_fraction, val=True)
     log.info("params=%d", sum(p.numel() for p in model.parameters()))
     budget = minutes * 60
+    schedule = TrainConfig(lr=lr, warmup_steps=0)
 
     def state() -> dict[str, Any]:
         return {
@@ -122,8 +122,8 @@ def train(
     t0, t_save = time.monotonic() - elapsed, time.monotonic()
     model.train()
     while (elapsed := time.monotonic() - t0) < budget:
-        for g in opt.param_groups:  # cosine over the wall-clock budget, as sllen.train
-            g["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
+        for g in opt.param_groups:  # cosine over the wall-clock budget, no warm-up
+            g["lr"] = lr_at(step, elapsed / budget, schedule)
         low, high = pairs.sample(rng, batch, crop)
         y = model(low)
         loss = charbonnier(y, high) + 0.5 * (1 - ssim(y, high))
