@@ -19,7 +19,7 @@ import logging
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -189,10 +189,16 @@ class Loaded:
     weights: str  # "ema", "model" or "random"
 
 
-def load_checkpoint(path: Path, use_ema: bool = True) -> Loaded:
-    """A training checkpoint (runs/<name>/last.pt) or an exported weights file."""
+def load_checkpoint(path: Path, use_ema: bool = True, deblock: bool | None = None) -> Loaded:
+    """A training checkpoint (runs/<name>/last.pt) or an exported weights file.
+
+    ``deblock`` switches the parameter-free deblocking filter on or off whatever the
+    network was trained with (None: as trained).
+    """
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     cfg = NetConfig.from_dict(ckpt["config"]["net"])
+    if deblock is not None:
+        cfg = replace(cfg, deblock=deblock)
     net = build(cfg)
     key = "ema" if use_ema and ckpt.get("ema") is not None else "model"
     net.load_state_dict(ckpt[key])
@@ -228,7 +234,8 @@ def write_weights(weights_dir: Path, loaded: Loaded, onnx_sha256: str) -> None:
     torch.save({"config": cfg, "model": state, "step": loaded.step}, buf)
     write_atomic(weights_dir / f"sllen_{loaded.variant}.pt", buf.getvalue())
     meta = {
-        "version": f"{VERSION}+{loaded.variant}.s{loaded.step}",
+        "version": f"{VERSION}+{loaded.variant}.s{loaded.step}"
+        + (".deblock" if loaded.config.deblock else ""),
         "variant": loaded.variant,
         "params": sum(p.numel() for p in loaded.net.parameters()),
         "gflops_per_mp": round(gflops_per_mp(loaded.net), 2),
@@ -255,11 +262,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("model_repository/sllen/1/model.onnx"))
     parser.add_argument("--weights-dir", type=Path, default=Path("weights"))
     parser.add_argument("--no-ema", action="store_true")
+    parser.add_argument(
+        "--deblock",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="8x8 deblocking filter on/off (default: as the checkpoint was trained)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     if args.checkpoint is not None:
-        loaded = load_checkpoint(args.checkpoint, use_ema=not args.no_ema)
+        loaded = load_checkpoint(args.checkpoint, use_ema=not args.no_ema, deblock=args.deblock)
     else:
         cfg = VARIANTS[args.variant]
         loaded = Loaded(build(cfg).eval(), cfg, args.variant, 0, "random")

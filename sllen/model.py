@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sllen.deblock import deblock as deblock_8x8
+
 NUM_CLASSES = 11
 IGNORE_INDEX = 11
 
@@ -293,6 +295,7 @@ class SLLEN(nn.Module):
         input_norm: bool = False,
         global_context: bool = False,
         exposure_gate: bool = False,
+        deblock: bool = False,
     ) -> None:
         super().__init__()
         if len(enc_widths) < 3:
@@ -326,6 +329,8 @@ class SLLEN(nn.Module):
             global_context,
         )
         self.gate = ExposureGate(act) if exposure_gate else None
+        # No parameters: the filter can be switched on for a network trained without it.
+        self.deblock = deblock
 
     def normalise(self, x: Tensor) -> Tensor:
         """Exposure normalisation: scale each image so its mean luma is ``NORM_LUMA``.
@@ -353,6 +358,9 @@ class SLLEN(nn.Module):
     def enhance(self, x: Tensor, feats: list[Tensor], seg: SegOutput) -> Tensor:
         """x: [B, 3, H, W] in [0, 1] -> enhanced [B, 3, H, W] (not clamped in gain mode)."""
         out = self._enhance(x, up(self.llemn(feats, seg), 2))
+        if self.deblock:
+            # Before the gate, so a well-exposed photo the gate leaves alone is not filtered.
+            out = deblock_8x8(out)
         if self.gate is None:
             return out
         return x + self.gate((x * self.luma_weights).sum(dim=1, keepdim=True)) * (out - x)
@@ -412,6 +420,7 @@ class NetConfig:
     input_norm: bool = False  # old checkpoints lack the key and were trained without it
     global_context: bool = False
     exposure_gate: bool = False
+    deblock: bool = False  # sllen.deblock on the enhanced image, before the exposure gate
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> NetConfig:

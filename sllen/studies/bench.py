@@ -3,13 +3,17 @@
     python -m sllen.studies.bench [--variants small large] [--threads 2] [--size 400x600]
 
 Latency is the median of timed runs of the exported (random-weight) deploy graph on one
-uint8 image, after warm-up, with ``threads`` intra-op threads.
+uint8 image, after warm-up, with ``threads`` intra-op threads. Each variant is timed with
+the 8x8 deblocking filter off and on, in alternating rounds so that a change in the
+machine's speed falls on both, and the filter's cost is printed as a ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import statistics
 import warnings
 
 import numpy as np
@@ -20,10 +24,15 @@ from sllen.model import SLLEN, VARIANTS, build
 from sllen.serving import open_session
 
 
-def ort_ms(net: SLLEN, h: int, w: int, threads: int, runs: int = 15) -> float:
-    session = open_session(export_bytes(net), threads, spinning=True)
+def ort_ms(nets: list[SLLEN], h: int, w: int, threads: int, rounds: int = 5) -> list[float]:
+    """Median ms per image of each net, timed in alternating rounds of 5 runs."""
+    sessions = [open_session(export_bytes(net), threads, spinning=True) for net in nets]
     image = np.random.default_rng(0).integers(0, 256, (1, h, w, 3), dtype=np.uint8)
-    return median_run_ms(session, image, warmup=3, runs=runs)
+    times: list[list[float]] = [[] for _ in nets]
+    for _ in range(rounds):
+        for session, t in zip(sessions, times, strict=True):
+            t.append(median_run_ms(session, image, warmup=2, runs=5))
+    return [statistics.median(t) for t in times]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,11 +46,16 @@ def main(argv: list[str] | None = None) -> None:
     warnings.simplefilter("ignore")
     for name in args.variants:
         net = build(VARIANTS[name]).eval()
+        filtered = build(dataclasses.replace(VARIANTS[name], deblock=True)).eval()
+        filtered.load_state_dict(net.state_dict())
+        plain_ms, deblock_ms = ort_ms([net, filtered], h, w, args.threads)
         row = {
             "variant": name,
             "params": sum(p.numel() for p in net.parameters()),
             "gflops_per_mp": round(gflops_per_mp(net), 2),
-            f"ort_ms_{h}x{w}_{args.threads}t": round(ort_ms(net, h, w, args.threads), 1),
+            f"ort_ms_{h}x{w}_{args.threads}t": round(plain_ms, 1),
+            "with_deblock_ms": round(deblock_ms, 1),
+            "deblock_vs_plain": round(deblock_ms / plain_ms, 3),
         }
         print(json.dumps(row), flush=True)
 

@@ -1,0 +1,70 @@
+"""The 8x8 deblocking filter: removes JPEG block steps, leaves real edges and texture."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sllen.deblock import ALPHA, BETA, deblock, deblock_axis
+from sllen.evaluate import blockiness
+from sllen.model import build
+
+from .conftest import TINY_CONFIGS
+
+
+def to_image(t: torch.Tensor) -> np.ndarray:
+    return np.round(t[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).astype(np.uint8)
+
+
+def block_levels(h: int = 64, w: int = 96, spread: float = 0.03, seed: int = 0) -> torch.Tensor:
+    """A flat dark sky as JPEG codes it: one level per 8x8 block, levels a few steps apart."""
+    gen = torch.Generator().manual_seed(seed)
+    levels = 0.25 + spread * torch.rand(1, 1, h // 8, w // 8, generator=gen)
+    return levels.repeat_interleave(8, 2).repeat_interleave(8, 3).expand(1, 3, h, w).clone()
+
+
+def test_block_steps_are_spread_into_ramps() -> None:
+    y = block_levels()
+    out = deblock(y)
+    step, step_out = y.diff(dim=3).abs(), out.diff(dim=3).abs()
+    # A step of s becomes a ramp whose largest step is s / 4 (attenuated a little by alpha).
+    assert step_out.amax() < 0.35 * step.amax()
+    assert step_out.sum() < 1.01 * step.sum()  # spread out, not added
+    # On a textured image the same steps stand out far less.
+    gen = torch.Generator().manual_seed(2)
+    noisy = y + 0.004 * torch.randn(y.shape, generator=gen)
+    before, after = blockiness(to_image(noisy)), blockiness(to_image(deblock(noisy)))
+    assert before > 1.5 and after < 0.75 * before, (before, after)
+    # Only the two columns either side of a boundary move; the mean level is kept.
+    moved = (deblock_axis(y, vertical=False) - y).abs().amax(dim=(0, 1, 2)).reshape(-1, 8).amax(0)
+    assert torch.all(moved[2:6] == 0) and torch.all(moved[[0, 1, 6, 7]] > 0)
+    assert torch.allclose(deblock(y).mean(), y.mean(), atol=1e-6)
+
+
+def test_smooth_gradients_pass_unchanged() -> None:
+    ramp = torch.linspace(0.1, 0.6, 96).view(1, 1, 1, 96).expand(1, 3, 64, 96)
+    ramp = ramp + torch.linspace(0.0, 0.2, 64).view(1, 1, 64, 1)
+    assert torch.allclose(deblock(ramp), ramp, atol=1e-6)
+
+
+def test_real_edges_and_texture_are_kept() -> None:
+    edge = torch.full((1, 3, 32, 48), 0.2)
+    edge[..., 16:] += 1.2 * ALPHA  # a step larger than any block artefact
+    assert torch.equal(deblock(edge), edge)
+    # Fine texture: every pixel differs from its neighbours by more than beta.
+    checker = (torch.arange(32).view(32, 1) + torch.arange(48).view(1, 48)) % 2
+    texture = (0.5 + 1.2 * BETA * (2.0 * checker - 1.0)).expand(1, 3, 32, 48).clone()
+    assert torch.equal(deblock(texture), texture)
+
+
+def test_the_filter_runs_before_the_exposure_gate() -> None:
+    """Switched on, it changes what a dark photo gets, and it has no parameters."""
+    plain = build(TINY_CONFIGS["tiny_gate"]).eval()
+    filtered = build(TINY_CONFIGS["tiny_deblock"]).eval()
+    filtered.load_state_dict(plain.state_dict())  # same parameters: the filter adds none
+    x = block_levels(spread=0.02) * 0.3
+    with torch.no_grad():
+        a, la = plain(x)
+        b, lb = filtered(x)
+    assert torch.equal(la, lb)
+    assert not torch.allclose(a, b)
