@@ -24,7 +24,9 @@ TINY_CONFIGS = {
     "tiny_gain": dataclasses.replace(TINY, output_mode="gain"),
     "tiny_nonorm": dataclasses.replace(TINY, input_norm=False),  # the v1 checkpoints
     "tiny_gate": dataclasses.replace(TINY, exposure_gate=True),
-    "tiny_deblock": dataclasses.replace(TINY, exposure_gate=True, deblock=True),
+    "tiny_deblock": dataclasses.replace(
+        TINY, output_mode="curve_detail", exposure_gate=True, deblock=True
+    ),
     "tiny_3stage": dataclasses.replace(
         TINY, enc_widths=(8, 8, 16), enc_depths=(1, 1, 1), dec_widths=(8, 8), curve_maps=8
     ),
