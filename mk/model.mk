@@ -1,6 +1,6 @@
 # Model targets (network, training, export, evaluation). Included from the top-level Makefile.
 #   make train  [MODEL_CONFIG=configs/small.json RUN=runs/small MINUTES=35 DEVICE=cuda]
-#   make export [CHECKPOINT=runs/small/last.pt]
+#   make export [CHECKPOINT=runs/small/last.pt] [EXPORT_ARGS=--no-deblock]
 #   make quantize          (model.onnx -> model_int8.onnx + weights/sllen_small.int8.json)
 #   make export-ablation   (checkpoints/gpu_small_nosem/last.pt -> runs/ablation/model.onnx)
 #   make eval   [EVAL_ARGS='--model new=runs/small/model.onnx']
@@ -18,6 +18,9 @@ RESUME_FROM ?= checkpoints/$(RUN_NAME)/last.pt
 CHECKPOINT ?= $(RUN)/last.pt
 ONNX_OUT ?= model_repository/sllen/1/model.onnx
 EVAL_ARGS ?=
+# The served graph carries the 8x8 deblocking filter (sllen/deblock.py) whatever the network
+# was trained with; it has no parameters.
+EXPORT_ARGS ?= --deblock
 
 .PHONY: train train-fg export export-ablation export-untrained quantize eval checkpoint-save test-model
 
@@ -41,7 +44,7 @@ train-fg:
 
 ## export: checkpoint (EMA weights) -> checked ONNX in the model repository (+ weights/)
 export:
-	$(PY) -m sllen.export --checkpoint $(CHECKPOINT) --out $(ONNX_OUT)
+	$(PY) -m sllen.export --checkpoint $(CHECKPOINT) --out $(ONNX_OUT) $(EXPORT_ARGS)
 
 ## quantize: int8 twin of the exported model (model_int8.onnx) with its PSNR cost and speed-up
 quantize:
