@@ -46,13 +46,13 @@ def _kernels(like: Tensor, vertical: bool) -> tuple[Tensor, Tensor]:
     stride 8 neither needs a slice or a pad of the full-resolution image (each of those is a
     copy: the first version, slicing blocks apart, cost 15% of the 600x400 run).
     """
-    read = torch.zeros(6, 3, 1, 10)
-    for c in range(3):
-        read[c, c, 0, 6:] = torch.tensor(_EXCESS)
-        for k, diff in enumerate(_DIFFS):
-            read[3 + k, c, 0, 6:] = torch.tensor(diff) * _LUMA[c]
-    write = torch.zeros(3, 1, 1, 16)
-    write[:, 0, 0, 6:10] = torch.tensor(_RAMP)
+    # Built from Python lists, not by assignment into zeros: the exporter traces item
+    # assignment as ScatterND on a constant, which TensorRT's parser rejects.
+    pad = [0.0] * 6
+    rows = [[pad + list(_EXCESS) if i == c else [0.0] * 10 for i in range(3)] for c in range(3)]
+    rows += [[pad + [t * _LUMA[i] for t in diff] for i in range(3)] for diff in _DIFFS]
+    read = torch.tensor(rows).view(6, 3, 1, 10)
+    write = torch.tensor([pad + list(_RAMP) + [0.0] * 6] * 3).view(3, 1, 1, 16)
     read, write = read.to(like), write.to(like)
     if vertical:
         return read.transpose(2, 3), write.transpose(2, 3)

@@ -25,6 +25,7 @@ MIN_SIDE, MAX_SIDE = 32, 4096  # the documented size range (sllen/deploy.py, REA
 # ONNX ops the TensorRT 10 ONNX parser supports without plugins that an image-to-image CNN of
 # this kind may use (onnx-tensorrt docs/operators.md). Anything else must be looked up first.
 TRT_OPS = {
+    "Abs",
     "Add",
     "ArgMax",
     "AveragePool",

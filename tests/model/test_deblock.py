@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import onnx
 import torch
 
 from sllen.deblock import ALPHA, BETA, deblock, deblock_axis
 from sllen.evaluate import blockiness
+from sllen.export import export_bytes
 from sllen.model import build
 
 from .conftest import TINY_CONFIGS
@@ -70,3 +72,14 @@ def test_the_filter_runs_before_the_exposure_gate() -> None:
         b, lb = filtered(x)
     assert torch.equal(la, lb)
     assert not torch.allclose(a, b)
+
+
+def test_the_exported_filter_adds_only_plain_ops() -> None:
+    """Strided Conv / ConvTranspose, Abs and Max, all in TensorRT's ONNX parser: no ScatterND."""
+    filtered = build(TINY_CONFIGS["tiny_deblock"]).eval()
+    plain = build(dataclasses.replace(TINY_CONFIGS["tiny_deblock"], deblock=False)).eval()
+
+    def ops(net: torch.nn.Module) -> set[str]:
+        return {n.op_type for n in onnx.load_from_string(export_bytes(net)).graph.node}
+
+    assert ops(filtered) - ops(plain) <= {"Abs", "ConvTranspose", "Max"}
