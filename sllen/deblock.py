@@ -63,7 +63,7 @@ def deblock_axis(y: Tensor, vertical: bool, alpha: float = ALPHA, beta: float = 
     """Filter the block boundaries of y [N, 3, H, W] (H and W multiples of 8) that cross
     the rows (``vertical`` False: boundaries between columns 8k-1 and 8k) or the columns."""
     read, write = _kernels(y, vertical)
-    stride = (8, 1) if vertical else (1, 8)
+    stride = (BLOCK, 1) if vertical else (1, BLOCK)
     taps = F.conv2d(y, read, stride=stride)  # [N, 6, H, W/8 - 1] (or [N, 6, H/8 - 1, W])
     d, g = taps[:, :3], taps[:, 3:].abs()
     flat = torch.maximum(g[:, 0:1], g[:, 1:2])

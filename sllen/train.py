@@ -359,6 +359,12 @@ def evaluate(
 # --------------------------------------------------------------------------- checkpoint
 
 
+def inference_state(ckpt: dict[str, Any]) -> dict[str, Tensor]:
+    """A checkpoint's EMA weights, or its raw ones where it has no EMA."""
+    state = ckpt.get("ema")
+    return dict(state if state is not None else ckpt["model"])
+
+
 def save_atomic(obj: object, path: Path) -> None:
     """torch.save to a temp file, fsync, rename. Any failure raises."""
     buf = io.BytesIO()
@@ -431,7 +437,7 @@ def resume_or_init(
     ema = build(cfg.net).to(cfg.device, memory_format=torch.channels_last)
     if cfg.init_from:
         init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
-        state = init["ema"] if init.get("ema") is not None else init["model"]
+        state = inference_state(init)
         # A module the initial weights lack (e.g. a new exposure gate) starts fresh.
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or any(not k.startswith("gate.") for k in missing):

@@ -22,18 +22,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sllen.train import save_atomic
+from sllen.train import inference_state, save_atomic
 
 log = logging.getLogger(__name__)
 
 
 class BlendError(ValueError):
     """The two checkpoints are not the same network."""
-
-
-def inference_state(ckpt: dict[str, Any]) -> dict[str, Tensor]:
-    state = ckpt.get("ema")
-    return dict(state if state is not None else ckpt["model"])
 
 
 def blend_states(
