@@ -1,6 +1,6 @@
 # Model targets (network, training, export, evaluation). Included from the top-level Makefile.
 #   make train  [MODEL_CONFIG=configs/small.json RUN=runs/small MINUTES=35 DEVICE=cuda]
-#   make export [CHECKPOINT=runs/small/last.pt] [EXPORT_ARGS=--no-deblock]
+#   make export [CHECKPOINT=runs/small/last.pt] [EXPORT_ARGS="--deblock off"]
 #   make quantize          (model.onnx -> model_int8.onnx + weights/sllen_small.int8.json)
 #   make export-ablation   (checkpoints/gpu_small_nosem/last.pt -> runs/ablation/model.onnx)
 #   make eval   [EVAL_ARGS='--model new=runs/small/model.onnx']
@@ -20,7 +20,7 @@ ONNX_OUT ?= model_repository/sllen/1/model.onnx
 EVAL_ARGS ?=
 # The served graph carries the 8x8 deblocking filter (sllen/deblock.py) whatever the network
 # was trained with; it has no parameters.
-EXPORT_ARGS ?= --deblock
+EXPORT_ARGS ?= --deblock adaptive
 
 .PHONY: train train-fg export export-ablation export-untrained quantize eval checkpoint-save test-model
 

@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sllen.deploy import INPUT_NAME, OUTPUT_NAMES, UNKNOWN_BELOW, UNKNOWN_ID, DeployWrapper
 from sllen.files import write_atomic
-from sllen.model import SLLEN, VARIANTS, NetConfig, build
+from sllen.model import DEBLOCK_MODES, SLLEN, VARIANTS, NetConfig, build
 from sllen.serving import open_session
 
 log = logging.getLogger(__name__)
@@ -189,11 +189,11 @@ class Loaded:
     weights: str  # "ema", "model" or "random"
 
 
-def load_checkpoint(path: Path, use_ema: bool = True, deblock: bool | None = None) -> Loaded:
+def load_checkpoint(path: Path, use_ema: bool = True, deblock: str | None = None) -> Loaded:
     """A training checkpoint (runs/<name>/last.pt) or an exported weights file.
 
-    ``deblock`` switches the parameter-free deblocking filter on or off whatever the
-    network was trained with (None: as trained).
+    ``deblock`` (one of DEBLOCK_MODES) sets the parameter-free deblocking filter whatever
+    the network was trained with (None: as trained).
     """
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     cfg = NetConfig.from_dict(ckpt["config"]["net"])
@@ -235,7 +235,7 @@ def write_weights(weights_dir: Path, loaded: Loaded, onnx_sha256: str) -> None:
     write_atomic(weights_dir / f"sllen_{loaded.variant}.pt", buf.getvalue())
     meta = {
         "version": f"{VERSION}+{loaded.variant}.s{loaded.step}"
-        + (".deblock" if loaded.config.deblock else ""),
+        + {"off": "", "fixed": ".deblock", "adaptive": ".deblock-adaptive"}[loaded.config.deblock],
         "variant": loaded.variant,
         "params": sum(p.numel() for p in loaded.net.parameters()),
         "gflops_per_mp": round(gflops_per_mp(loaded.net), 2),
@@ -264,9 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-ema", action="store_true")
     parser.add_argument(
         "--deblock",
-        action=argparse.BooleanOptionalAction,
+        choices=DEBLOCK_MODES,
         default=None,
-        help="8x8 deblocking filter on/off (default: as the checkpoint was trained)",
+        help="8x8 deblocking filter (default: as the checkpoint was trained)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

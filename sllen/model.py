@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sllen.deblock import deblock as deblock_8x8
+from sllen.deblock import deblock_adaptive
 
 NUM_CLASSES = 11
 IGNORE_INDEX = 11
@@ -33,6 +34,9 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
 }
 
 OUTPUT_MODES = ("curve", "gain", "curve_detail")
+# sllen.deblock on the enhanced image: none, fixed thresholds, or thresholds set by how
+# blocky the input is (sllen.deblock.deblock_adaptive).
+DEBLOCK_MODES = ("off", "fixed", "adaptive")
 NORM_LUMA = 0.45  # SICE well-exposed targets sit at mean luma ~90..170 of 255
 MAX_GAIN = 64.0
 
@@ -295,13 +299,15 @@ class SLLEN(nn.Module):
         input_norm: bool = False,
         global_context: bool = False,
         exposure_gate: bool = False,
-        deblock: bool = False,
+        deblock: str = "off",
     ) -> None:
         super().__init__()
         if len(enc_widths) < 3:
             raise ValueError("need at least 3 encoder stages (IEF lives at 1/8)")
         if output_mode not in OUTPUT_MODES:
             raise ValueError(f"output_mode must be one of {OUTPUT_MODES}")
+        if deblock not in DEBLOCK_MODES:
+            raise ValueError(f"deblock must be one of {DEBLOCK_MODES}")
         self.stride = 2 ** len(enc_widths)
         self.output_mode = output_mode
         if curve_iters % curve_maps:
@@ -358,12 +364,15 @@ class SLLEN(nn.Module):
     def enhance(self, x: Tensor, feats: list[Tensor], seg: SegOutput) -> Tensor:
         """x: [B, 3, H, W] in [0, 1] -> enhanced [B, 3, H, W] (not clamped in gain mode)."""
         out = self._enhance(x, up(self.llemn(feats, seg), 2))
-        if self.deblock:
-            # Before the gate, so a well-exposed photo the gate leaves alone is not filtered.
+        lum = (x * self.luma_weights).sum(dim=1, keepdim=True)  # [B, 1, H, W]; unused: traced away
+        # Before the gate, so a well-exposed photo the gate leaves alone is not filtered.
+        if self.deblock == "fixed":
             out = deblock_8x8(out)
+        elif self.deblock == "adaptive":
+            out = deblock_adaptive(out, lum)
         if self.gate is None:
             return out
-        return x + self.gate((x * self.luma_weights).sum(dim=1, keepdim=True)) * (out - x)
+        return x + self.gate(lum) * (out - x)
 
     def _enhance(self, x: Tensor, params: Tensor) -> Tensor:
         """params: [B, out_ch, H, W], the LLEmN head at full resolution."""
@@ -420,11 +429,13 @@ class NetConfig:
     input_norm: bool = False  # old checkpoints lack the key and were trained without it
     global_context: bool = False
     exposure_gate: bool = False
-    deblock: bool = False  # sllen.deblock on the enhanced image, before the exposure gate
+    deblock: str = "off"  # one of DEBLOCK_MODES
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> NetConfig:
         kw = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        if isinstance(kw.get("deblock"), bool):  # configs and checkpoints before "adaptive"
+            kw["deblock"] = "fixed" if kw["deblock"] else "off"
         return cls(**kw)  # type: ignore[arg-type]
 
 

@@ -4,8 +4,8 @@
 
 Latency is the median of timed runs of the exported (random-weight) deploy graph on one
 uint8 image, after warm-up, with ``threads`` intra-op threads. Each variant is timed with
-the 8x8 deblocking filter off and on, in alternating rounds so that a change in the
-machine's speed falls on both, and the filter's cost is printed as a ratio.
+the 8x8 deblocking filter off, fixed and adaptive, in alternating rounds so that a change in
+the machine's speed falls on all three, and each filter's cost is printed as a ratio.
 """
 
 from __future__ import annotations
@@ -46,9 +46,13 @@ def main(argv: list[str] | None = None) -> None:
     warnings.simplefilter("ignore")
     for name in args.variants:
         net = build(VARIANTS[name]).eval()
-        filtered = build(dataclasses.replace(VARIANTS[name], deblock=True)).eval()
-        filtered.load_state_dict(net.state_dict())
-        plain_ms, deblock_ms = ort_ms([net, filtered], h, w, args.threads)
+        fixed, adaptive = (
+            build(dataclasses.replace(VARIANTS[name], deblock=mode)).eval()
+            for mode in ("fixed", "adaptive")
+        )
+        fixed.load_state_dict(net.state_dict())
+        adaptive.load_state_dict(net.state_dict())
+        plain_ms, deblock_ms, adaptive_ms = ort_ms([net, fixed, adaptive], h, w, args.threads)
         row = {
             "variant": name,
             "params": sum(p.numel() for p in net.parameters()),
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
             f"ort_ms_{h}x{w}_{args.threads}t": round(plain_ms, 1),
             "with_deblock_ms": round(deblock_ms, 1),
             "deblock_vs_plain": round(deblock_ms / plain_ms, 3),
+            "with_adaptive_deblock_ms": round(adaptive_ms, 1),
+            "adaptive_vs_plain": round(adaptive_ms / plain_ms, 3),
         }
         print(json.dumps(row), flush=True)
 

@@ -25,7 +25,7 @@ TINY_CONFIGS = {
     "tiny_nonorm": dataclasses.replace(TINY, input_norm=False),  # the v1 checkpoints
     "tiny_gate": dataclasses.replace(TINY, exposure_gate=True),
     "tiny_deblock": dataclasses.replace(
-        TINY, output_mode="curve_detail", exposure_gate=True, deblock=True
+        TINY, output_mode="curve_detail", exposure_gate=True, deblock="fixed"
     ),
     "tiny_3stage": dataclasses.replace(
         TINY, enc_widths=(8, 8, 16), enc_depths=(1, 1, 1), dec_widths=(8, 8), curve_maps=8

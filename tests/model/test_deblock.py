@@ -8,7 +8,18 @@ import numpy as np
 import onnx
 import torch
 
-from sllen.deblock import ALPHA, BETA, deblock, deblock_axis
+from sllen.deblock import (
+    ALPHA,
+    ALPHA_STRONG,
+    BETA,
+    BETA_STRONG,
+    GRID_GENTLE,
+    GRID_STRONG,
+    deblock,
+    deblock_adaptive,
+    deblock_axis,
+    grid_blockiness,
+)
 from sllen.evaluate import blockiness
 from sllen.export import export_bytes
 from sllen.model import build
@@ -64,7 +75,7 @@ def test_real_edges_and_texture_are_kept() -> None:
 def test_the_filter_runs_before_the_exposure_gate() -> None:
     """Switched on, it changes what a dark photo gets, and it has no parameters."""
     filtered = build(TINY_CONFIGS["tiny_deblock"]).eval()
-    plain = build(dataclasses.replace(TINY_CONFIGS["tiny_deblock"], deblock=False)).eval()
+    plain = build(dataclasses.replace(TINY_CONFIGS["tiny_deblock"], deblock="off")).eval()
     filtered.load_state_dict(plain.state_dict())  # same parameters: the filter adds none
     x = block_levels(spread=0.02) * 0.3
     with torch.no_grad():
@@ -77,9 +88,53 @@ def test_the_filter_runs_before_the_exposure_gate() -> None:
 def test_the_exported_filter_adds_only_plain_ops() -> None:
     """Strided Conv / ConvTranspose, Abs and Max, all in TensorRT's ONNX parser: no ScatterND."""
     filtered = build(TINY_CONFIGS["tiny_deblock"]).eval()
-    plain = build(dataclasses.replace(TINY_CONFIGS["tiny_deblock"], deblock=False)).eval()
+    plain = build(dataclasses.replace(TINY_CONFIGS["tiny_deblock"], deblock="off")).eval()
 
     def ops(net: torch.nn.Module) -> set[str]:
         return {n.op_type for n in onnx.load_from_string(export_bytes(net)).graph.node}
 
     assert ops(filtered) - ops(plain) <= {"Abs", "ConvTranspose", "Max"}
+
+
+def test_grid_blockiness_matches_the_reported_metric() -> None:
+    """The in-graph measure is the one `make eval` reports, up to its 1-in-8 approximation
+    (which grows with the ratio, where the clamp to the strong thresholds hides it)."""
+    gen = torch.Generator().manual_seed(3)
+    for spread, noise in ((0.0, 0.01), (0.01, 0.006), (0.02, 0.008)):
+        y = block_levels(spread=spread, seed=4) + noise * torch.randn(1, 3, 64, 96, generator=gen)
+        image = to_image(y)
+        lum = luma_of(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0)
+        measured = float(grid_blockiness(lum))
+        assert abs(measured - blockiness(image)) < 0.03 * blockiness(image), (spread, noise)
+
+
+def luma_of(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (x * w).sum(dim=1, keepdim=True)
+
+
+def test_adaptive_filter_follows_the_input_s_blocks() -> None:
+    """A photo without a block grid gets the gentle filter; a hard-compressed one the strong."""
+    gen = torch.Generator().manual_seed(5)
+    # Blocks under texture whose gradients reach past the gentle beta.
+    y = block_levels(spread=0.15) + 0.02 * torch.randn(1, 3, 64, 96, generator=gen)
+    textured = 0.3 + 0.03 * torch.randn(1, 3, 64, 96, generator=gen)  # no grid: ratio ~1
+    assert float(grid_blockiness(luma_of(textured))) < GRID_GENTLE
+    assert torch.equal(deblock_adaptive(textured, luma_of(textured)), deblock(textured))
+    assert float(grid_blockiness(luma_of(y))) > GRID_STRONG
+    strong = deblock_adaptive(y, luma_of(y))
+    assert torch.allclose(strong, deblock(y, ALPHA_STRONG, BETA_STRONG))
+    assert blockiness(to_image(strong)) < 0.8 * blockiness(to_image(deblock(y)))
+    # Per image: in a batch each gets its own thresholds.
+    both = deblock_adaptive(torch.cat([textured, y]), luma_of(torch.cat([textured, y])))
+    assert torch.allclose(both, torch.cat([deblock(textured), strong]), atol=1e-6)
+
+
+def test_the_exported_adaptive_filter_adds_only_plain_ops() -> None:
+    adaptive = build(dataclasses.replace(TINY_CONFIGS["tiny_deblock"], deblock="adaptive")).eval()
+    plain = build(dataclasses.replace(TINY_CONFIGS["tiny_deblock"], deblock="off")).eval()
+
+    def ops(net: torch.nn.Module) -> set[str]:
+        return {n.op_type for n in onnx.load_from_string(export_bytes(net)).graph.node}
+
+    assert ops(adaptive) - ops(plain) <= {"Abs", "ConvTranspose", "Max"}
