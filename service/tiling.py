@@ -25,24 +25,39 @@ class Tile:
     w: int
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+# Every tile starts on the 8x8 JPEG grid, so that inside a tile the grid starts at (0, 0) as
+# in a whole photo: the model's deblocking filter works on that grid and measures from it how
+# blocky the photo is. A tile starting elsewhere would be filtered on the wrong lines.
+BLOCK = 8
+
+
+def _extent(length: int, tile: int) -> int:
+    """The tile's length on one axis: ``tile`` or up to 7 px less, so that the last tile,
+    which ends at the edge, starts on the grid too."""
     if length <= tile:
+        return length
+    return tile - (-(length - tile)) % BLOCK
+
+
+def _starts(length: int, extent: int, overlap: int) -> list[int]:
+    if length <= extent:
         return [0]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)  # the last tile ends at the edge: all tiles keep one shape
+    step = (extent - overlap) // BLOCK * BLOCK  # rounded down: the overlap only grows
+    starts = list(range(0, length - extent, step))
+    starts.append(length - extent)  # the last tile ends at the edge: all tiles keep one shape
     return starts
 
 
 def plan(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    """Tiles of one shape, min(tile, side) on each axis, overlapping by at least ``overlap``."""
-    if not 0 <= overlap < tile:
-        raise ValueError("overlap must be in [0, tile)")
-    th, tw = min(tile, height), min(tile, width)
+    """Tiles of one shape (per axis min(tile, side), or up to 7 px less), each starting at a
+    multiple of 8, overlapping by at least ``overlap``."""
+    if not 0 <= overlap <= tile - 2 * BLOCK:
+        raise ValueError(f"overlap must be in [0, tile - {2 * BLOCK}]")
+    th, tw = _extent(height, tile), _extent(width, tile)
     return [
         Tile(y, x, th, tw)
-        for y in _starts(height, tile, overlap)
-        for x in _starts(width, tile, overlap)
+        for y in _starts(height, th, overlap)
+        for x in _starts(width, tw, overlap)
     ]
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -18,10 +20,18 @@ def test_tiles_cover_the_image_with_one_shape(
     tiles = tiling.plan(h, w, tile, overlap)
     covered = np.zeros((h, w), bool)
     for t in tiles:
-        assert (t.h, t.w) == (min(tile, h), min(tile, w))
+        assert (t.h, t.w) == (tiles[0].h, tiles[0].w)
+        for side, got in ((h, t.h), (w, t.w)):
+            assert got == side if side <= tile else tile - 7 <= got <= tile
         assert t.y >= 0 and t.y + t.h <= h and t.x >= 0 and t.x + t.w <= w
+        # On the JPEG grid, so the model's deblocking filter sees the photo's blocks.
+        assert t.y % 8 == 0 and t.x % 8 == 0
         covered[t.y : t.y + t.h, t.x : t.x + t.w] = True
     assert covered.all()
+    # Neighbours overlap by at least what was asked.
+    ys, xs = sorted({t.y for t in tiles}), sorted({t.x for t in tiles})
+    for starts, extent in ((ys, tiles[0].h), (xs, tiles[0].w)):
+        assert all(b - a <= extent - overlap for a, b in pairwise(starts))
 
 
 def test_stitching_identity_tiles_gives_back_the_image() -> None:
