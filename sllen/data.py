@@ -357,6 +357,20 @@ def load_lol(root: Path, split: str) -> SicePairs:
     return SicePairs(np.concatenate([lows, highs]), np.arange(n), np.arange(n, 2 * n))
 
 
+def darker_than(pairs: SicePairs, max_luma: float) -> SicePairs:
+    """The pairs whose input's mean luma (0-255) is below ``max_luma``.
+
+    A few LOL "low" frames are at luma 60-84, lighter than the darkest normal-light
+    references; paired with brighter targets they teach the exposure gate to brighten
+    photos that are already normally exposed.
+    """
+    keep = np.array(
+        [pairs.frame_luma(int(i)) * 255.0 < max_luma for i in pairs.low_idx], dtype=bool
+    )
+    log.info("kept %d of %d pairs with inputs below luma %.0f", keep.sum(), len(keep), max_luma)
+    return SicePairs(pairs.images, pairs.low_idx[keep], pairs.high_idx[keep])
+
+
 def identity_pairs(images: np.ndarray) -> SicePairs:
     """Each image mapped to itself (well-exposed photos must come back unchanged)."""
     k = np.arange(len(images))

@@ -72,6 +72,7 @@ class TrainConfig:
     lol_identity_share: float = 0.0  # our485 ``high`` frames -> themselves
     exposure_share: float = 0.0
     exposure_half_max: float = D.HIGH_LUMA[0]  # half-exposed pairs only below this luma
+    lol_low_max: float = 256.0  # LOL pairs only where the low frame is below this luma
     camvid_identity_share: float = 0.0
     degrade_prob: float = 0.0
     gate_lr_mult: float = 10.0  # the exposure gate's learning rate over ``lr``
@@ -135,7 +136,9 @@ def load_data(cfg: TrainConfig) -> Data:
         sice_val=D.SicePairs.load(root / "sice", cfg.val_fraction, val=True),
         camvid=camvid,
         weights=D.class_weights().to(cfg.device),
-        lol=lol,
+        lol=D.darker_than(lol, cfg.lol_low_max)
+        if lol is not None and cfg.lol_low_max < 256
+        else lol,
         lol_identity=(
             D.identity_pairs(lol.images[lol.high_idx])
             if lol is not None and cfg.lol_identity_share > 0

@@ -109,6 +109,15 @@ def test_whole_frame_samples_are_shrunk_once() -> None:
     assert len(pairs._shrunk) == 2  # one cached shrink per frame, reused by all 3 samples
 
 
+def test_darker_than_keeps_pairs_by_their_input_s_luma() -> None:
+    levels = [20, 49, 51, 80]  # four inputs, then their targets
+    images = np.stack([np.full((8, 8, 3), v, np.uint8) for v in levels + [120] * 4])
+    pairs = D.SicePairs(images, low_idx=np.arange(4), high_idx=np.arange(4, 8))
+    kept = D.darker_than(pairs, 50.0)
+    assert kept.low_idx.tolist() == [0, 1] and kept.high_idx.tolist() == [4, 5]
+    assert kept.images is images  # a view of the same frames, not a copy
+
+
 def test_packed_copy_keeps_the_pairs_and_labels(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from sllen import pack
 
