@@ -360,7 +360,7 @@ def load_lol(root: Path, split: str) -> SicePairs:
 def darker_than(pairs: SicePairs, max_luma: float) -> SicePairs:
     """The pairs whose input's mean luma (0-255) is below ``max_luma``.
 
-    A few LOL "low" frames are at luma 60-84, lighter than the darkest normal-light
+    A few LOL "low" frames are at luma 52-83, lighter than the darkest normal-light
     references; paired with brighter targets they teach the exposure gate to brighten
     photos that are already normally exposed.
     """
