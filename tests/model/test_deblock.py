@@ -9,6 +9,7 @@ import onnx
 import pytest
 import torch
 
+from sllen import data as D
 from sllen.deblock import (
     ALPHA,
     ALPHA_STRONG,
@@ -110,8 +111,8 @@ def test_grid_blockiness_matches_the_reported_metric() -> None:
 
 
 def luma_of(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    return (x * w).sum(dim=1, keepdim=True)
+    """[N, 3, H, W] -> [N, 1, H, W]."""
+    return D.luma(x.permute(0, 2, 3, 1))[:, None]
 
 
 def test_adaptive_filter_follows_the_input_s_blocks() -> None:
