@@ -48,7 +48,8 @@ class DeployWrapper(nn.Module):
         feats = self.net.encode(x)
         seg = self.net.segment(feats)
         y = self.net.enhance(x, feats, seg)[:, :, :h, :w]  # [N, 3, H, W]
-        logits = up(seg.logits, 4)  # [N, 11, Hp, Wp]
+        mask_logits = self.net.mask_logits(feats, seg)  # [N, 11, Hp/4, Wp/4]
+        logits = up(mask_logits, 4)  # [N, 11, Hp, Wp]
         enhanced = torch.round(torch.clamp(y, 0.0, 1.0) * 255.0).permute(0, 2, 3, 1)
         # argmax is int64; going through float keeps every cast to uint8 a float->uint8 one.
         # Crop after the argmax, not the 11-channel logits: per pixel it is the same mask,
@@ -56,7 +57,7 @@ class DeployWrapper(nn.Module):
         mask = torch.argmax(logits, dim=1).float()[:, :h, :w]  # [N, H, W]
         if self.unknown_below > 0:
             # Confidence at 1/4 resolution, then upsampled: one channel, not eleven.
-            conf = up(channel_softmax(seg.logits).amax(dim=1, keepdim=True), 4)
+            conf = up(channel_softmax(mask_logits).amax(dim=1, keepdim=True), 4)
             unsure = conf[:, 0, :h, :w] < self.unknown_below
             mask = torch.where(unsure, torch.full_like(mask, float(UNKNOWN_ID)), mask)
         return enhanced.to(torch.uint8), mask.to(torch.uint8)

@@ -110,7 +110,13 @@ class SegDecoder(nn.Module):
     """SSaN: FPN-like top-down decoder from the deepest stage to 1/4 resolution."""
 
     def __init__(
-        self, enc_widths: tuple[int, ...], width: int, hsf_ch: int, act: str, make_hsf: bool
+        self,
+        enc_widths: tuple[int, ...],
+        width: int,
+        hsf_ch: int,
+        act: str,
+        make_hsf: bool,
+        refine: int = 0,
     ) -> None:
         super().__init__()
         # Levels used: stages 1..n-1 (1/4 .. 1/2**n); stage 0 (1/2) is left to LLEmN.
@@ -118,6 +124,17 @@ class SegDecoder(nn.Module):
         self.blocks = nn.ModuleList(
             [nn.Sequential(conv3x3(width, width), ACTIVATIONS[act]()) for _ in enc_widths[2:]]
         )
+        # ``refine`` residual blocks at each of the two coarsest levels (1/16, 1/8 for 4
+        # stages): context for the mask head at under 1/15 of the network's cost, where the
+        # same blocks at 1/4 would cost four times as much. Their last convolution starts at
+        # zero, so a head copied from SSaN starts out computing exactly what SSaN does.
+        self.refine = nn.ModuleList(
+            [nn.Sequential(*[ResBlock(width, act) for _ in range(refine)]) for _ in range(2)]
+        )
+        for block in self.refine.modules():
+            if isinstance(block, ResBlock):
+                nn.init.zeros_(block.conv2.weight)
+                nn.init.zeros_(block.conv2.bias)
         self.classifier = conv1x1(width, NUM_CLASSES)
         # Without semantics nothing consumes HSF, so it is not built (no dead parameters).
         self.hsf = (
@@ -126,10 +143,12 @@ class SegDecoder(nn.Module):
 
     def forward(self, feats: list[Tensor]) -> SegOutput:
         skips = feats[1:]  # skips[i]: [B, C_i, H / 2**(i+2), W / 2**(i+2)]
-        p = self.laterals[-1](skips[-1])  # [B, width, H/S, W/S]
+        p = self.refine[0](self.laterals[-1](skips[-1]))  # [B, width, H/S, W/S]
         ief = p
         for i in range(len(skips) - 2, -1, -1):
             p = self.blocks[i](up(p, 2) + self.laterals[i](skips[i]))
+            if i == len(skips) - 2:
+                p = self.refine[1](p)
             if i == 1:  # the 1/8 level: an intermediate decoder layer, not the output
                 ief = p
         logits = self.classifier(p)  # [B, 11, H/4, W/4]
@@ -300,6 +319,8 @@ class SLLEN(nn.Module):
         global_context: bool = False,
         exposure_gate: bool = False,
         deblock: str = "off",
+        mask_head: bool = False,
+        mask_refine: int = 2,
     ) -> None:
         super().__init__()
         if len(enc_widths) < 3:
@@ -335,6 +356,14 @@ class SLLEN(nn.Module):
             global_context,
         )
         self.gate = ExposureGate(act) if exposure_gate else None
+        # The served mask from a decoder of its own: SSaN's logits are what HSF embeds, so
+        # retraining SSaN for the mask would move the features LLEmN was trained on. The head
+        # can be retrained alone on the frozen encoder; the enhancement stays bit for bit.
+        self.mask_head = (
+            SegDecoder(tuple(enc_widths), seg_width, hsf_channels, act, False, mask_refine)
+            if mask_head
+            else None
+        )
         # No parameters: the filter can be switched on for a network trained without it.
         self.deblock = deblock
 
@@ -360,6 +389,10 @@ class SLLEN(nn.Module):
 
     def segment(self, feats: list[Tensor]) -> SegOutput:
         return self.ssan(feats)
+
+    def mask_logits(self, feats: list[Tensor], seg: SegOutput) -> Tensor:
+        """The logits the served mask is taken from: [B, 11, H/4, W/4]."""
+        return seg.logits if self.mask_head is None else self.mask_head(feats).logits
 
     def enhance(self, x: Tensor, feats: list[Tensor], seg: SegOutput) -> Tensor:
         """x: [B, 3, H, W] in [0, 1] -> enhanced [B, 3, H, W] (not clamped in gain mode)."""
@@ -406,10 +439,10 @@ class SLLEN(nn.Module):
         return y
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """x: [B, 3, H, W] in [0, 1] -> (enhanced [B, 3, H, W], logits [B, 11, H/4, W/4])."""
+        """x: [B, 3, H, W] in [0, 1] -> (enhanced [B, 3, H, W], mask logits [B, 11, H/4, W/4])."""
         feats = self.encode(x)
         seg = self.segment(feats)
-        return self.enhance(x, feats, seg), seg.logits
+        return self.enhance(x, feats, seg), self.mask_logits(feats, seg)
 
 
 @dataclass(frozen=True)
@@ -430,6 +463,8 @@ class NetConfig:
     global_context: bool = False
     exposure_gate: bool = False
     deblock: str = "off"  # one of DEBLOCK_MODES
+    mask_head: bool = False
+    mask_refine: int = 2  # residual blocks per coarse level of the mask head
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> NetConfig:

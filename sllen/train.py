@@ -95,6 +95,10 @@ class TrainConfig:
     # ... or the exposure gate alone: enhancement and mask stay those of ``init_from`` except
     # for how much of the enhancement each image gets.
     finetune_gate: bool = False
+    # ... or the mask head alone (``net.mask_head``, copied from SSaN where ``init_from``
+    # has none): every step a segmentation step on the frozen encoder; the enhancement stays
+    # that of ``init_from`` bit for bit.
+    finetune_mask: bool = False
     log_every: int = 25
     eval_every: int = 400
     save_every_min: float = 3.0
@@ -213,11 +217,29 @@ def full_precision(x: Tensor) -> contextlib.AbstractContextManager[Any]:
 # --------------------------------------------------------------------------- steps
 
 
-def seg_loss(model: SLLEN, x: Tensor, labels: Tensor, weights: Tensor) -> Tensor:
-    seg = model.segment(model.encode(x))
+def seg_loss(
+    model: SLLEN, x: Tensor, labels: Tensor, weights: Tensor, mask_only: bool = False
+) -> Tensor:
+    """Class-weighted cross-entropy of SSaN and, where the net has one, of its mask head;
+    ``mask_only``: of the mask head alone, on features computed without a graph."""
+    if mask_only:
+        if model.mask_head is None:
+            raise ValueError("mask_only needs net.mask_head")
+        with torch.no_grad():
+            feats = model.encode(x)
+        heads = [model.mask_head(feats).logits]
+    else:
+        feats = model.encode(x)
+        heads = [model.segment(feats).logits]
+        if model.mask_head is not None:
+            heads.append(model.mask_head(feats).logits)
     with full_precision(x):
-        logits = up(seg.logits.float(), 4)  # [B, 11, H, W]
-        return F.cross_entropy(logits, labels, weight=weights, ignore_index=IGNORE_INDEX)
+        return sum(
+            F.cross_entropy(
+                up(h.float(), 4), labels, weight=weights, ignore_index=IGNORE_INDEX
+            )  # up: [B, 11, H, W]
+            for h in heads
+        )  # type: ignore[return-value]
 
 
 def seg_batch(
@@ -319,7 +341,10 @@ def train_step(
     the host wait for the GPU every step (the loop checks it at each log line)."""
     opt.zero_grad(set_to_none=True)
     with autocast(cfg):
-        if not (cfg.finetune_llemn or cfg.finetune_gate) and step % cfg.seg_every == 0:
+        if cfg.finetune_mask:
+            x, labels = seg_batch(data, cfg, rng, gen)
+            kind, loss = "seg", seg_loss(model, x, labels, data.weights, mask_only=True)
+        elif not (cfg.finetune_llemn or cfg.finetune_gate) and step % cfg.seg_every == 0:
             x, labels = seg_batch(data, cfg, rng, gen)
             kind, loss = "seg", seg_loss(model, x, labels, data.weights)
         else:
@@ -430,6 +455,37 @@ def setup_logging(out: Path) -> None:
         root.addHandler(h)
 
 
+def load_initial(model: SLLEN, path: str) -> None:
+    """Another run's EMA weights. A module they lack (e.g. a new exposure gate) starts
+    fresh; a new mask head starts as a copy of SSaN (its extra blocks as the identity)."""
+    init = torch.load(path, map_location="cpu", weights_only=False)
+    missing, unexpected = model.load_state_dict(inference_state(init), strict=False)
+    if unexpected or any(not k.startswith(("gate.", "mask_head.")) for k in missing):
+        raise ValueError(f"{path}: missing {missing}, unexpected {unexpected}")
+    if model.mask_head is not None and any(k.startswith("mask_head.") for k in missing):
+        copied = model.mask_head.load_state_dict(model.ssan.state_dict(), strict=False)
+        if any(not k.startswith("hsf.") for k in copied.unexpected_keys):
+            raise ValueError(f"mask head from SSaN: unexpected {copied.unexpected_keys}")
+    log.info("initialised from %s (step %s; new: %s)", path, init.get("step"), missing)
+
+
+def freeze(model: SLLEN, cfg: TrainConfig) -> None:
+    """What a fine-tune leaves as it was (``finetune_llemn``, ``_gate``, ``_mask``)."""
+    if cfg.finetune_llemn or cfg.finetune_gate or cfg.finetune_mask:
+        model.encoder.requires_grad_(False)
+        model.ssan.requires_grad_(False)
+    if cfg.finetune_gate:
+        if model.gate is None:
+            raise ValueError("finetune_gate needs net.exposure_gate")
+        model.llemn.requires_grad_(False)
+    if cfg.finetune_mask:
+        if model.mask_head is None:
+            raise ValueError("finetune_mask needs net.mask_head")
+        model.llemn.requires_grad_(False)
+        if model.gate is not None:
+            model.gate.requires_grad_(False)
+
+
 def resume_or_init(
     out: Path, cfg: TrainConfig, resume_from: Path | None = None
 ) -> tuple[SLLEN, SLLEN, torch.optim.AdamW, int, float, np.random.Generator]:
@@ -439,22 +495,10 @@ def resume_or_init(
     model = build(cfg.net).to(cfg.device, memory_format=torch.channels_last)
     ema = build(cfg.net).to(cfg.device, memory_format=torch.channels_last)
     if cfg.init_from:
-        init = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
-        state = inference_state(init)
-        # A module the initial weights lack (e.g. a new exposure gate) starts fresh.
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or any(not k.startswith("gate.") for k in missing):
-            raise ValueError(f"{cfg.init_from}: missing {missing}, unexpected {unexpected}")
-        log.info("initialised from %s (step %s; new: %s)", cfg.init_from, init.get("step"), missing)
+        load_initial(model, cfg.init_from)
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
-    if cfg.finetune_llemn or cfg.finetune_gate:
-        model.encoder.requires_grad_(False)
-        model.ssan.requires_grad_(False)
-    if cfg.finetune_gate:
-        if model.gate is None:
-            raise ValueError("finetune_gate needs net.exposure_gate")
-        model.llemn.requires_grad_(False)
+    freeze(model, cfg)
     opt = make_optimizer(model, cfg)
     rng = np.random.default_rng(cfg.seed)
     step, elapsed = 0, 0.0

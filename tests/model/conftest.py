@@ -27,6 +27,7 @@ TINY_CONFIGS = {
     "tiny_deblock": dataclasses.replace(
         TINY, output_mode="curve_detail", exposure_gate=True, deblock="fixed"
     ),
+    "tiny_mask": dataclasses.replace(TINY, exposure_gate=True, mask_head=True, mask_refine=1),
     "tiny_3stage": dataclasses.replace(
         TINY, enc_widths=(8, 8, 16), enc_depths=(1, 1, 1), dec_widths=(8, 8), curve_maps=8
     ),

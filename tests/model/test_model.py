@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from sllen.deploy import UNKNOWN_ID, DeployWrapper
 from sllen.losses import brightness, charbonnier, semantic_kl, ssim
-from sllen.model import IGNORE_INDEX, NUM_CLASSES, VARIANTS, NetConfig, build, up
+from sllen.model import IGNORE_INDEX, NUM_CLASSES, VARIANTS, NetConfig, ResBlock, build, up
 from sllen.studies.unet_baseline import PlainUNet, enhancer
 
 from .conftest import ALL_CONFIGS
@@ -41,6 +41,10 @@ def test_every_parameter_gets_a_gradient(name: str) -> None:
     net = build(ALL_CONFIGS[name]).train()
     if net.gate is not None:  # zero-initialised last layer: nothing flows past it at step 0
         torch.nn.init.normal_(net.gate.mlp[-1].weight, std=0.1)
+    if net.mask_head is not None:  # refine blocks start as the identity: the same
+        for block in net.mask_head.refine.modules():
+            if isinstance(block, ResBlock):
+                torch.nn.init.normal_(block.conv2.weight, std=0.1)
     s = net.stride
     x = torch.rand(2, 3, 2 * s, 3 * s) * 0.2
     target = torch.rand_like(x)

@@ -129,6 +129,40 @@ def test_llemn_finetune_starts_from_a_run_and_moves_only_llemn(tmp_path: Path) -
     assert any(not torch.equal(v, base[n]) for n, v in tuned.items() if n.startswith("llemn."))
 
 
+def test_mask_finetune_starts_as_ssan_and_moves_only_the_mask_head(tmp_path: Path) -> None:
+    data = fake_data()
+    orig = T.load_data
+    T.load_data = lambda _cfg: data  # type: ignore[assignment]
+    try:
+        T.run(tiny_cfg(steps=2), tmp_path / "base")
+        init = str(tmp_path / "base" / "last.pt")
+        base = torch.load(init, weights_only=False)["ema"]
+        cfg = tiny_cfg(
+            steps=3,
+            init_from=init,
+            finetune_mask=True,
+            net=dataclasses.replace(TINY, mask_head=True, mask_refine=1),
+        )
+        start, *_ = T.resume_or_init(tmp_path / "nothing-yet", cfg)
+        T.run(cfg, tmp_path / "ft")
+    finally:
+        T.load_data = orig
+    x = torch.rand(2, 3, 64, 64)
+    start.eval()
+    with torch.no_grad():
+        feats = start.encode(x)
+        seg = start.segment(feats)
+        # Copied from SSaN, refine blocks at the identity: the same mask to the bit.
+        assert torch.equal(start.mask_logits(feats, seg), seg.logits)
+    tuned = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["model"]
+    assert set(tuned) - set(base) == {n for n in tuned if n.startswith("mask_head.")}
+    for name, value in base.items():
+        assert torch.equal(value, tuned[name]), name  # the enhancement cannot change
+    assert any(not torch.equal(v, start.state_dict()[n]) for n, v in tuned.items())
+    with pytest.raises(ValueError, match="mask_head"):
+        T.resume_or_init(tmp_path / "x", tiny_cfg(init_from=init, finetune_mask=True))
+
+
 def test_enhancement_batches_mix_every_paired_source_in_its_share() -> None:
     data = fake_data()
     lol_images = np.stack([np.full((48, 64, 3), 10, np.uint8), np.full((48, 64, 3), 200, np.uint8)])
