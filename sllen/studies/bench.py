@@ -4,8 +4,9 @@
 
 Latency is the median of timed runs of the exported (random-weight) deploy graph on one
 uint8 image, after warm-up, with ``threads`` intra-op threads. Each variant is timed with
-the 8x8 deblocking filter off, fixed and adaptive, in alternating rounds so that a change in
-the machine's speed falls on all three, and each filter's cost is printed as a ratio.
+the 8x8 deblocking filter off, fixed and adaptive, and with the adaptive filter and a mask
+head of its own (``mask_head``), in alternating rounds so that a change in the machine's speed
+falls on all four; each addition's cost is printed as a ratio.
 """
 
 from __future__ import annotations
@@ -52,16 +53,26 @@ def main(argv: list[str] | None = None) -> None:
         )
         fixed.load_state_dict(net.state_dict())
         adaptive.load_state_dict(net.state_dict())
-        plain_ms, deblock_ms, adaptive_ms = ort_ms([net, fixed, adaptive], h, w, args.threads)
+        masked = build(
+            dataclasses.replace(VARIANTS[name], deblock="adaptive", mask_head=True)
+        ).eval()
+        plain_ms, deblock_ms, adaptive_ms, masked_ms = ort_ms(
+            [net, fixed, adaptive, masked], h, w, args.threads
+        )
+        params = sum(p.numel() for p in net.parameters())
         row = {
             "variant": name,
-            "params": sum(p.numel() for p in net.parameters()),
+            "params": params,
             "gflops_per_mp": round(gflops_per_mp(net), 2),
             f"ort_ms_{h}x{w}_{args.threads}t": round(plain_ms, 1),
             "with_deblock_ms": round(deblock_ms, 1),
             "deblock_vs_plain": round(deblock_ms / plain_ms, 3),
             "with_adaptive_deblock_ms": round(adaptive_ms, 1),
             "adaptive_vs_plain": round(adaptive_ms / plain_ms, 3),
+            "mask_head_params": sum(p.numel() for p in masked.parameters()) - params,
+            "mask_head_gflops_per_mp": round(gflops_per_mp(masked) - gflops_per_mp(adaptive), 2),
+            "with_adaptive_and_mask_head_ms": round(masked_ms, 1),
+            "mask_head_vs_adaptive": round(masked_ms / adaptive_ms, 3),
         }
         print(json.dumps(row), flush=True)
 
