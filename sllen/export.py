@@ -235,7 +235,8 @@ def write_weights(weights_dir: Path, loaded: Loaded, onnx_sha256: str) -> None:
     write_atomic(weights_dir / f"sllen_{loaded.variant}.pt", buf.getvalue())
     meta = {
         "version": f"{VERSION}+{loaded.variant}.s{loaded.step}"
-        + {"off": "", "fixed": ".deblock", "adaptive": ".deblock-adaptive"}[loaded.config.deblock],
+        + {"off": "", "fixed": ".deblock", "adaptive": ".deblock-adaptive"}[loaded.config.deblock]
+        + (".mask-head" if loaded.config.mask_head else ""),
         "variant": loaded.variant,
         "params": sum(p.numel() for p in loaded.net.parameters()),
         "gflops_per_mp": round(gflops_per_mp(loaded.net), 2),
