@@ -194,7 +194,7 @@ class ExposureGate(nn.Module):
 
     N_STATS = 4
 
-    def __init__(self, act: str, hidden: int = 16) -> None:
+    def __init__(self, act: str, hidden: int = 16, start: float = 4.0) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
             conv1x1(self.N_STATS, hidden), ACTIVATIONS[act](), conv1x1(hidden, 1)
@@ -202,7 +202,7 @@ class ExposureGate(nn.Module):
         last = self.mlp[-1]
         assert isinstance(last, nn.Conv2d)
         nn.init.zeros_(last.weight)
-        nn.init.constant_(last.bias, 4.0)  # sigmoid(4) = 0.982
+        nn.init.constant_(last.bias, start)  # sigmoid(4) = 0.982
 
     @staticmethod
     def stats(lum: Tensor) -> Tensor:
@@ -321,6 +321,7 @@ class SLLEN(nn.Module):
         deblock: str = "off",
         mask_head: bool = False,
         mask_refine: int = 2,
+        dark_expert: bool = False,
     ) -> None:
         super().__init__()
         if len(enc_widths) < 3:
@@ -364,6 +365,29 @@ class SLLEN(nn.Module):
             if mask_head
             else None
         )
+        # A second LLEmN for very dark photos (LOL-v1's regime: luma ~5-25, real sensor
+        # noise, references whose brightness follows the scene, not the input). Trained on
+        # LOL alone while everything else stays frozen, because every recipe that taught the
+        # shared LLEmN or encoder LOL paid for it on SICE. A router on the same luma
+        # statistics as the gate blends the two decoders' curve parameters; it starts near 0,
+        # so a network given an expert starts out computing what it computed without one.
+        self.dark = (
+            EnhanceDecoder(
+                tuple(enc_widths),
+                tuple(dec_widths),
+                hsf_channels,
+                seg_width,
+                out_ch,
+                act,
+                use_semantics,
+                global_context,
+            )
+            if dark_expert
+            else None
+        )
+        self.router = ExposureGate(act, start=-6.0) if dark_expert else None
+        # Training the expert alone sets this to 1: every image goes to it.
+        self.force_route: float | None = None
         # No parameters: the filter can be switched on for a network trained without it.
         self.deblock = deblock
 
@@ -396,8 +420,13 @@ class SLLEN(nn.Module):
 
     def enhance(self, x: Tensor, feats: list[Tensor], seg: SegOutput) -> Tensor:
         """x: [B, 3, H, W] in [0, 1] -> enhanced [B, 3, H, W] (not clamped in gain mode)."""
-        out = self._enhance(x, up(self.llemn(feats, seg), 2))
-        lum = (x * self.luma_weights).sum(dim=1, keepdim=True)  # [B, 1, H, W]; unused: traced away
+        lum = (x * self.luma_weights).sum(dim=1, keepdim=True)  # [B, 1, H, W]
+        params = self.llemn(feats, seg)  # [B, out_ch, H/2, W/2]
+        if self.dark is not None and self.router is not None:
+            # Blended before the curves, which run at full resolution: one set of curves.
+            route = self.router(lum) if self.force_route is None else self.force_route
+            params = params + route * (self.dark(feats, seg) - params)
+        out = self._enhance(x, up(params, 2))
         # Before the gate, so a well-exposed photo the gate leaves alone is not filtered.
         if self.deblock == "fixed":
             out = deblock_8x8(out)
@@ -465,6 +494,7 @@ class NetConfig:
     deblock: str = "off"  # one of DEBLOCK_MODES
     mask_head: bool = False
     mask_refine: int = 2  # residual blocks per coarse level of the mask head
+    dark_expert: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> NetConfig:

@@ -99,6 +99,11 @@ class TrainConfig:
     # has none): every step a segmentation step on the frozen encoder; the enhancement stays
     # that of ``init_from`` bit for bit.
     finetune_mask: bool = False
+    # ... or the dark expert alone (``net.dark_expert``, copied from LLEmN where
+    # ``init_from`` has none), with every image routed to it; then ``finetune_router``
+    # trains the router alone, with both decoders fixed.
+    finetune_dark: bool = False
+    finetune_router: bool = False
     log_every: int = 25
     eval_every: int = 400
     save_every_min: float = 3.0
@@ -163,10 +168,10 @@ def load_data(cfg: TrainConfig) -> Data:
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    # The exposure gate starts from zero weights beside converged ones: a higher learning
-    # rate lets it learn in a fine-tune's few thousand steps.
-    gate = [p for n, p in named if n.startswith("gate.")]
-    rest = [p for n, p in named if not n.startswith("gate.")]
+    # The exposure gate and the router start from zero weights beside converged ones: a
+    # higher learning rate lets them learn in a fine-tune's few thousand steps.
+    gate = [p for n, p in named if n.startswith(("gate.", "router."))]
+    rest = [p for n, p in named if not n.startswith(("gate.", "router."))]
     decay = [p for p in rest if p.ndim > 1]
     no_decay = [p for p in rest if p.ndim <= 1]
     groups = [
@@ -258,8 +263,23 @@ def seg_batch(
     return x.contiguous(memory_format=torch.channels_last), labels
 
 
+def frozen_encoder(cfg: TrainConfig) -> bool:
+    return cfg.finetune_llemn or cfg.finetune_gate or cfg.finetune_dark or cfg.finetune_router
+
+
+def enhanced(model: SLLEN, x: Tensor, cfg: TrainConfig) -> Tensor:
+    """The enhanced image; with the encoder and SSaN frozen their features are computed
+    without a graph, and the mask head, which no enhancement loss reaches, is not run."""
+    if not frozen_encoder(cfg):
+        return model(x)[0]
+    with torch.no_grad():
+        feats = model.encode(x)
+        seg = model.segment(feats)
+    return model.enhance(x, feats, seg)
+
+
 def enh_loss(model: SLLEN, dark: Tensor, target: Tensor, cfg: TrainConfig) -> tuple[Tensor, Tensor]:
-    out, _ = model(dark)
+    out = enhanced(model, dark, cfg)
     with full_precision(out):  # SSIM's variances need fp32
         out = out.float()
         l_c = charbonnier(out, target)
@@ -344,7 +364,7 @@ def train_step(
         if cfg.finetune_mask:
             x, labels = seg_batch(data, cfg, rng, gen)
             kind, loss = "seg", seg_loss(model, x, labels, data.weights, mask_only=True)
-        elif not (cfg.finetune_llemn or cfg.finetune_gate) and step % cfg.seg_every == 0:
+        elif not frozen_encoder(cfg) and step % cfg.seg_every == 0:
             x, labels = seg_batch(data, cfg, rng, gen)
             kind, loss = "seg", seg_loss(model, x, labels, data.weights)
         else:
@@ -456,12 +476,16 @@ def setup_logging(out: Path) -> None:
 
 
 def load_initial(model: SLLEN, path: str) -> None:
-    """Another run's EMA weights. A module they lack (e.g. a new exposure gate) starts
-    fresh; a new mask head starts as a copy of SSaN (its extra blocks as the identity)."""
+    """Another run's EMA weights. A module they lack (e.g. a new exposure gate or router)
+    starts fresh; a new mask head starts as a copy of SSaN (its extra blocks as the
+    identity), a new dark expert as a copy of LLEmN."""
     init = torch.load(path, map_location="cpu", weights_only=False)
     missing, unexpected = model.load_state_dict(inference_state(init), strict=False)
-    if unexpected or any(not k.startswith(("gate.", "mask_head.")) for k in missing):
+    new_modules = ("gate.", "mask_head.", "dark.", "router.")
+    if unexpected or any(not k.startswith(new_modules) for k in missing):
         raise ValueError(f"{path}: missing {missing}, unexpected {unexpected}")
+    if model.dark is not None and any(k.startswith("dark.") for k in missing):
+        model.dark.load_state_dict(model.llemn.state_dict())
     if model.mask_head is not None and any(k.startswith("mask_head.") for k in missing):
         copied = model.mask_head.load_state_dict(model.ssan.state_dict(), strict=False)
         if any(not k.startswith("hsf.") for k in copied.unexpected_keys):
@@ -470,10 +494,16 @@ def load_initial(model: SLLEN, path: str) -> None:
 
 
 def freeze(model: SLLEN, cfg: TrainConfig) -> None:
-    """What a fine-tune leaves as it was (``finetune_llemn``, ``_gate``, ``_mask``)."""
-    if cfg.finetune_llemn or cfg.finetune_gate or cfg.finetune_mask:
+    """What a fine-tune leaves as it was (``finetune_llemn``, ``_gate``, ``_mask``,
+    ``_dark``, ``_router``)."""
+    if frozen_encoder(cfg) or cfg.finetune_mask:
         model.encoder.requires_grad_(False)
         model.ssan.requires_grad_(False)
+    if cfg.finetune_dark or cfg.finetune_router:
+        if model.dark is None or model.router is None:
+            raise ValueError("finetune_dark and finetune_router need net.dark_expert")
+        model.requires_grad_(False)
+        (model.dark if cfg.finetune_dark else model.router).requires_grad_(True)
     if cfg.finetune_gate:
         if model.gate is None:
             raise ValueError("finetune_gate needs net.exposure_gate")
@@ -499,6 +529,8 @@ def resume_or_init(
     ema.load_state_dict(model.state_dict())
     ema.requires_grad_(False)
     freeze(model, cfg)
+    if cfg.finetune_dark:
+        model.force_route = ema.force_route = 1.0
     opt = make_optimizer(model, cfg)
     rng = np.random.default_rng(cfg.seed)
     step, elapsed = 0, 0.0

@@ -13,6 +13,7 @@ import torch
 from sllen import data as D
 from sllen import train as T
 from sllen.export import load_checkpoint
+from sllen.model import build
 
 from .conftest import TINY
 
@@ -204,3 +205,50 @@ def test_lol_identity_pairs_map_our485_references_to_themselves() -> None:
     # The identity pairs are never degraded: the reference is already a finished photo.
     assert torch.equal(low[:2], high[:2])
     assert float(high[:2].mean()) == pytest.approx(90 / 255, abs=1e-6)
+
+
+def test_dark_expert_starts_as_llemn_then_trains_apart_from_its_router(tmp_path: Path) -> None:
+    data = fake_data()
+    orig = T.load_data
+    T.load_data = lambda _cfg: data  # type: ignore[assignment]
+    dark_net = dataclasses.replace(TINY, dark_expert=True)
+    try:
+        T.run(tiny_cfg(steps=2), tmp_path / "base")
+        init = str(tmp_path / "base" / "last.pt")
+        cfg = tiny_cfg(steps=3, init_from=init, finetune_dark=True, net=dark_net)
+        start, *_ = T.resume_or_init(tmp_path / "nothing-yet", cfg)
+        T.run(cfg, tmp_path / "dark")
+        routed = tiny_cfg(
+            steps=3,
+            init_from=str(tmp_path / "dark" / "last.pt"),
+            finetune_router=True,
+            net=dark_net,
+        )
+        T.run(routed, tmp_path / "router")
+    finally:
+        T.load_data = orig
+    base = torch.load(init, weights_only=False)["ema"]
+    base_model = build(TINY).to(memory_format=torch.channels_last)  # as start: same kernels
+    base_model.load_state_dict(base)
+    x = torch.rand(2, 3, 64, 64)
+    start.eval()
+    base_model.eval()
+    start.force_route = None
+    with torch.no_grad():
+        # A copy of LLEmN: whatever the router says, the same enhancement to the bit.
+        assert torch.equal(start(x)[0], base_model(x)[0])
+    dark = torch.load(tmp_path / "dark" / "last.pt", weights_only=False)["model"]
+    routed_sd = torch.load(tmp_path / "router" / "last.pt", weights_only=False)["model"]
+    for name, value in base.items():
+        assert torch.equal(value, dark[name]), name
+    moved = {
+        n
+        for n, v in dark.items()
+        if n in start.state_dict() and not torch.equal(v, start.state_dict()[n])
+    }
+    assert moved and all(n.startswith("dark.") for n in moved)
+    dark_ema = torch.load(tmp_path / "dark" / "last.pt", weights_only=False)["ema"]
+    moved = {n for n, v in routed_sd.items() if not torch.equal(v, dark_ema[n])}
+    assert moved and all(n.startswith("router.") for n in moved)
+    with pytest.raises(ValueError, match="dark_expert"):
+        T.resume_or_init(tmp_path / "x", tiny_cfg(init_from=init, finetune_dark=True))
