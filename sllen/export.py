@@ -236,7 +236,8 @@ def write_weights(weights_dir: Path, loaded: Loaded, onnx_sha256: str) -> None:
     meta = {
         "version": f"{VERSION}+{loaded.variant}.s{loaded.step}"
         + {"off": "", "fixed": ".deblock", "adaptive": ".deblock-adaptive"}[loaded.config.deblock]
-        + (".mask-head" if loaded.config.mask_head else ""),
+        + (".mask-head" if loaded.config.mask_head else "")
+        + (".dark-expert" if loaded.config.dark_expert else ""),
         "variant": loaded.variant,
         "params": sum(p.numel() for p in loaded.net.parameters()),
         "gflops_per_mp": round(gflops_per_mp(loaded.net), 2),

@@ -5,8 +5,9 @@
 Latency is the median of timed runs of the exported (random-weight) deploy graph on one
 uint8 image, after warm-up, with ``threads`` intra-op threads. Each variant is timed with
 the 8x8 deblocking filter off, fixed and adaptive, and with the adaptive filter and a mask
-head of its own (``mask_head``), in alternating rounds so that a change in the machine's speed
-falls on all four; each addition's cost is printed as a ratio.
+head of its own (``mask_head``), and with both and a dark expert (``dark_expert``), in
+alternating rounds so that a change in the machine's speed falls on all five; each
+addition's cost is printed as a ratio.
 """
 
 from __future__ import annotations
@@ -56,8 +57,13 @@ def main(argv: list[str] | None = None) -> None:
         masked = build(
             dataclasses.replace(VARIANTS[name], deblock="adaptive", mask_head=True)
         ).eval()
-        plain_ms, deblock_ms, adaptive_ms, masked_ms = ort_ms(
-            [net, fixed, adaptive, masked], h, w, args.threads
+        expert = build(
+            dataclasses.replace(
+                VARIANTS[name], deblock="adaptive", mask_head=True, dark_expert=True
+            )
+        ).eval()
+        plain_ms, deblock_ms, adaptive_ms, masked_ms, expert_ms = ort_ms(
+            [net, fixed, adaptive, masked, expert], h, w, args.threads
         )
         params = sum(p.numel() for p in net.parameters())
         row = {
@@ -73,6 +79,11 @@ def main(argv: list[str] | None = None) -> None:
             "mask_head_gflops_per_mp": round(gflops_per_mp(masked) - gflops_per_mp(adaptive), 2),
             "with_adaptive_and_mask_head_ms": round(masked_ms, 1),
             "mask_head_vs_adaptive": round(masked_ms / adaptive_ms, 3),
+            "dark_expert_params": sum(p.numel() for p in expert.parameters())
+            - sum(p.numel() for p in masked.parameters()),
+            "dark_expert_gflops_per_mp": round(gflops_per_mp(expert) - gflops_per_mp(masked), 2),
+            "with_dark_expert_ms": round(expert_ms, 1),
+            "dark_expert_vs_mask_head": round(expert_ms / masked_ms, 3),
         }
         print(json.dumps(row), flush=True)
 
