@@ -346,16 +346,20 @@ class SLLEN(nn.Module):
         )
         self.encoder = Encoder(tuple(enc_widths), tuple(enc_depths), act, 6 if input_norm else 3)
         self.ssan = SegDecoder(tuple(enc_widths), seg_width, hsf_channels, act, use_semantics)
-        self.llemn = EnhanceDecoder(
-            tuple(enc_widths),
-            tuple(dec_widths),
-            hsf_channels,
-            seg_width,
-            out_ch,
-            act,
-            use_semantics,
-            global_context,
-        )
+
+        def enhance_decoder() -> EnhanceDecoder:
+            return EnhanceDecoder(
+                tuple(enc_widths),
+                tuple(dec_widths),
+                hsf_channels,
+                seg_width,
+                out_ch,
+                act,
+                use_semantics,
+                global_context,
+            )
+
+        self.llemn = enhance_decoder()
         self.gate = ExposureGate(act) if exposure_gate else None
         # The served mask from a decoder of its own: SSaN's logits are what HSF embeds, so
         # retraining SSaN for the mask would move the features LLEmN was trained on. The head
@@ -369,22 +373,9 @@ class SLLEN(nn.Module):
         # noise, references whose brightness follows the scene, not the input). Trained on
         # LOL alone while everything else stays frozen, because every recipe that taught the
         # shared LLEmN or encoder LOL paid for it on SICE. A router on the same luma
-        # statistics as the gate blends the two decoders' curve parameters; it starts near 0,
-        # so a network given an expert starts out computing what it computed without one.
-        self.dark = (
-            EnhanceDecoder(
-                tuple(enc_widths),
-                tuple(dec_widths),
-                hsf_channels,
-                seg_width,
-                out_ch,
-                act,
-                use_semantics,
-                global_context,
-            )
-            if dark_expert
-            else None
-        )
+        # statistics as the gate blends the two decoders' curve parameters. The expert starts
+        # as a copy of LLEmN (sllen.train.load_initial), so the blend starts as LLEmN alone.
+        self.dark = enhance_decoder() if dark_expert else None
         self.router = ExposureGate(act, start=-6.0) if dark_expert else None
         # Training the expert alone sets this to 1: every image goes to it.
         self.force_route: float | None = None

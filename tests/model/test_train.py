@@ -27,6 +27,13 @@ def fake_data() -> T.Data:
     return T.Data(sice=sice, sice_val=sice, camvid=cam, weights=D.class_weights())
 
 
+@pytest.fixture
+def fake_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training runs read fake_data() instead of the datasets."""
+    data = fake_data()
+    monkeypatch.setattr(T, "load_data", lambda _cfg: data)
+
+
 def tiny_cfg(**kw: object) -> T.TrainConfig:
     base = T.TrainConfig(
         net=TINY,
@@ -76,19 +83,13 @@ def test_train_step_moves_only_the_right_weights(step: int) -> None:
         assert not ssan and any(n.startswith("llemn.") for n in moved)
 
 
-def test_run_saves_and_resumes(tmp_path: Path) -> None:
+def test_run_saves_and_resumes(tmp_path: Path, fake_loader: None) -> None:
     cfg = tiny_cfg(steps=4)
-    data = fake_data()
-    orig = T.load_data
-    T.load_data = lambda _cfg: data  # type: ignore[assignment]
-    try:
-        T.run(cfg, tmp_path)
-        ck = torch.load(tmp_path / "last.pt", weights_only=False)
-        assert ck["step"] == 4 and "ema" in ck and "optimizer" in ck["resume"]
-        T.run(dataclasses.replace(cfg, steps=6), tmp_path)
-        assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 6
-    finally:
-        T.load_data = orig
+    T.run(cfg, tmp_path)
+    ck = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert ck["step"] == 4 and "ema" in ck and "optimizer" in ck["resume"]
+    T.run(dataclasses.replace(cfg, steps=6), tmp_path)
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 6
     loaded = load_checkpoint(tmp_path / "last.pt")
     assert loaded.weights == "ema" and loaded.step == 6 and loaded.config == cfg.net
 
@@ -110,17 +111,13 @@ def test_meter_averages_and_refuses_a_non_finite_loss() -> None:
         m.line(3)
 
 
-def test_llemn_finetune_starts_from_a_run_and_moves_only_llemn(tmp_path: Path) -> None:
-    data = fake_data()
-    orig = T.load_data
-    T.load_data = lambda _cfg: data  # type: ignore[assignment]
-    try:
-        T.run(tiny_cfg(steps=2), tmp_path / "base")
-        base = torch.load(tmp_path / "base" / "last.pt", weights_only=False)["ema"]
-        cfg = tiny_cfg(steps=3, init_from=str(tmp_path / "base" / "last.pt"), finetune_llemn=True)
-        T.run(cfg, tmp_path / "ft")
-    finally:
-        T.load_data = orig
+def test_llemn_finetune_starts_from_a_run_and_moves_only_llemn(
+    tmp_path: Path, fake_loader: None
+) -> None:
+    T.run(tiny_cfg(steps=2), tmp_path / "base")
+    base = torch.load(tmp_path / "base" / "last.pt", weights_only=False)["ema"]
+    cfg = tiny_cfg(steps=3, init_from=str(tmp_path / "base" / "last.pt"), finetune_llemn=True)
+    T.run(cfg, tmp_path / "ft")
     tuned = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)["model"]
     assert tuned.keys() == base.keys()
     for name, value in tuned.items():
@@ -130,24 +127,20 @@ def test_llemn_finetune_starts_from_a_run_and_moves_only_llemn(tmp_path: Path) -
     assert any(not torch.equal(v, base[n]) for n, v in tuned.items() if n.startswith("llemn."))
 
 
-def test_mask_finetune_starts_as_ssan_and_moves_only_the_mask_head(tmp_path: Path) -> None:
-    data = fake_data()
-    orig = T.load_data
-    T.load_data = lambda _cfg: data  # type: ignore[assignment]
-    try:
-        T.run(tiny_cfg(steps=2), tmp_path / "base")
-        init = str(tmp_path / "base" / "last.pt")
-        base = torch.load(init, weights_only=False)["ema"]
-        cfg = tiny_cfg(
-            steps=3,
-            init_from=init,
-            finetune_mask=True,
-            net=dataclasses.replace(TINY, mask_head=True, mask_refine=1),
-        )
-        start, *_ = T.resume_or_init(tmp_path / "nothing-yet", cfg)
-        T.run(cfg, tmp_path / "ft")
-    finally:
-        T.load_data = orig
+def test_mask_finetune_starts_as_ssan_and_moves_only_the_mask_head(
+    tmp_path: Path, fake_loader: None
+) -> None:
+    T.run(tiny_cfg(steps=2), tmp_path / "base")
+    init = str(tmp_path / "base" / "last.pt")
+    base = torch.load(init, weights_only=False)["ema"]
+    cfg = tiny_cfg(
+        steps=3,
+        init_from=init,
+        finetune_mask=True,
+        net=dataclasses.replace(TINY, mask_head=True, mask_refine=1),
+    )
+    start, *_ = T.resume_or_init(tmp_path / "nothing-yet", cfg)
+    T.run(cfg, tmp_path / "ft")
     x = torch.rand(2, 3, 64, 64)
     start.eval()
     with torch.no_grad():
@@ -207,26 +200,22 @@ def test_lol_identity_pairs_map_our485_references_to_themselves() -> None:
     assert float(high[:2].mean()) == pytest.approx(90 / 255, abs=1e-6)
 
 
-def test_dark_expert_starts_as_llemn_then_trains_apart_from_its_router(tmp_path: Path) -> None:
-    data = fake_data()
-    orig = T.load_data
-    T.load_data = lambda _cfg: data  # type: ignore[assignment]
+def test_dark_expert_starts_as_llemn_then_trains_apart_from_its_router(
+    tmp_path: Path, fake_loader: None
+) -> None:
     dark_net = dataclasses.replace(TINY, dark_expert=True)
-    try:
-        T.run(tiny_cfg(steps=2), tmp_path / "base")
-        init = str(tmp_path / "base" / "last.pt")
-        cfg = tiny_cfg(steps=3, init_from=init, finetune_dark=True, net=dark_net)
-        start, *_ = T.resume_or_init(tmp_path / "nothing-yet", cfg)
-        T.run(cfg, tmp_path / "dark")
-        routed = tiny_cfg(
-            steps=3,
-            init_from=str(tmp_path / "dark" / "last.pt"),
-            finetune_router=True,
-            net=dark_net,
-        )
-        T.run(routed, tmp_path / "router")
-    finally:
-        T.load_data = orig
+    T.run(tiny_cfg(steps=2), tmp_path / "base")
+    init = str(tmp_path / "base" / "last.pt")
+    cfg = tiny_cfg(steps=3, init_from=init, finetune_dark=True, net=dark_net)
+    start, *_ = T.resume_or_init(tmp_path / "nothing-yet", cfg)
+    T.run(cfg, tmp_path / "dark")
+    routed = tiny_cfg(
+        steps=3,
+        init_from=str(tmp_path / "dark" / "last.pt"),
+        finetune_router=True,
+        net=dark_net,
+    )
+    T.run(routed, tmp_path / "router")
     base = torch.load(init, weights_only=False)["ema"]
     base_model = build(TINY).to(memory_format=torch.channels_last)  # as start: same kernels
     base_model.load_state_dict(base)
